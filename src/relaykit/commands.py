@@ -1,0 +1,121 @@
+"""What the tasks do, as plain functions: options in, results or RelaykitError out.
+
+tasks.py stays a thin shell over these, so they are testable without invoke.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import Diagnostic
+from .paths import build_dir
+from .profile import LoadedProfile, load_profile, shipped_profiles
+from .render import Rendered, render
+from .tree import write_tree
+from .yamlsrc import loads
+
+Log = Callable[[str], None]
+
+
+def stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def report_warnings(warnings: tuple[Diagnostic, ...], log: Log = stderr) -> None:
+    for w in warnings:
+        log(w.format())
+
+
+def validate(profile: str, *, strict: bool = False, as_json: bool = False) -> str:
+    loaded = load_profile(profile, strict=strict)
+    if as_json:
+        return json.dumps({"ok": True, "profile": loaded.profile.name,
+                           "diagnostics": [w.to_json() for w in loaded.warnings]}, indent=2)
+    report_warnings(loaded.warnings)
+    return f"{loaded.profile.source_file}: profile {loaded.profile.name!r} is valid"
+
+
+def show(profile: str) -> str:
+    loaded = load_profile(profile)
+    return yaml.safe_dump(loaded.resolved, sort_keys=False, default_flow_style=False)
+
+
+def list_profiles() -> list[tuple[str, str]]:
+    out = []
+    for path in shipped_profiles():
+        data = loads(path.read_text(encoding="utf-8"), str(path)).data
+        out.append((path.stem, str(data.get("description", ""))))
+    return out
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    loaded: LoadedProfile
+    rendered: Rendered
+    out_dir: Path  # build/<name>
+
+
+def render_profile(profile: str, *, strict: bool = False, log: Log = stderr) -> RenderResult:
+    """Validate, render, and replace build/<name>/rootfs and postconf/ atomically."""
+    loaded = load_profile(profile, strict=strict)
+    report_warnings(loaded.warnings, log)
+    rendered = render(loaded.profile)
+    out_dir = build_dir() / loaded.profile.name
+    with staging(out_dir) as stage:
+        write_tree(rendered.tree, stage / "rootfs")
+        write_postconf_edits(rendered, stage / "postconf")
+    return RenderResult(loaded, rendered, out_dir)
+
+
+def write_postconf_edits(rendered: Rendered, out: Path) -> None:
+    """The same settings as postconf edits, for a package's maintainer scripts."""
+    out.mkdir(parents=True)
+    main = "".join(f"{k} = {v}\n" for k, v in rendered.main_settings)
+    (out / "main.cf.edits").write_text(main)
+    master: list[str] = []
+    for e in rendered.listeners:
+        master.append(f"{e.fields()}\n")
+        master.extend(f"{e.key}/{k} = {v}\n" for k, v in e.options)
+    (out / "master.cf.edits").write_text("".join(master))
+
+
+class staging:
+    """Build into a sibling temp dir; on success swap the subtrees it made into place.
+
+    A failure leaves the previous build untouched and no half-written files.
+    """
+
+    def __init__(self, final: Path) -> None:
+        self.final = final
+        self.temp: Path | None = None
+
+    def __enter__(self) -> Path:
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        self.temp = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.", dir=self.final.parent))
+        return self.temp
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        assert self.temp is not None
+        try:
+            if exc_type is None:
+                self.final.mkdir(exist_ok=True)
+                for child in sorted(self.temp.iterdir()):
+                    target = self.final / child.name
+                    if target.is_dir() and not target.is_symlink():
+                        shutil.rmtree(target)
+                    elif target.exists():
+                        target.unlink()
+                    child.rename(target)
+        finally:
+            shutil.rmtree(self.temp, ignore_errors=True)
+        if self.final.parent.exists() and not any(self.final.parent.iterdir()):
+            self.final.parent.rmdir()

@@ -1,0 +1,288 @@
+"""The validated profile as frozen dataclasses: user intent, resolved and immutable.
+
+Built only from a dict that passed the schema and policy checks, with defaults
+already applied (the schema holds them), so nothing here re-validates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+TLS_MODES = ("none", "starttls", "starttls-required", "implicit")
+PLAINTEXT_MECHANISMS = frozenset({"PLAIN", "LOGIN"})
+
+
+@dataclass(frozen=True)
+class Base:
+    suite: str
+    architecture: str | None
+    mirror: str | None
+    extra_packages: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PostfixIdentity:
+    myhostname: str
+    mydomain: str
+    mydestination: tuple[str, ...]
+    mynetworks: tuple[str, ...]
+    inet_interfaces: tuple[str, ...]
+    inet_protocols: str
+    message_size_limit: int
+    main_cf: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Listener:
+    name: str
+    port: int
+    address: str | None
+    tls: str
+    auth: bool
+    client_restrictions: tuple[str, ...] | None
+    relay_restrictions: tuple[str, ...] | None
+
+    @property
+    def service(self) -> str:
+        """master.cf service field: [address:]port."""
+        if self.address is None:
+            return str(self.port)
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Sasl:
+    backend: str  # "saslauthd" | "auxprop"
+    realm: str
+    mechanisms: tuple[str, ...]
+    security_options: tuple[str, ...]
+    tls_security_options: tuple[str, ...]
+    auth_only_over_tls: bool
+    broken_clients: bool
+    users_file: str
+    allow_insecure_legacy: bool
+
+    @property
+    def needs_chroot_sasldb(self) -> bool:
+        """auxprop mechanisms open sasldb from inside smtpd's chroot."""
+        return self.backend == "auxprop"
+
+
+@dataclass(frozen=True)
+class AccessMap:
+    name: str
+    type: str
+    entries: tuple[tuple[str, str], ...]
+
+    @property
+    def path(self) -> str:
+        return f"/etc/postfix/{self.name}"
+
+    @property
+    def reference(self) -> str:
+        return f"{self.type}:{self.path}"
+
+
+@dataclass(frozen=True)
+class Restrictions:
+    client: tuple[str, ...] | None
+    helo: tuple[str, ...] | None
+    sender: tuple[str, ...] | None
+    relay: tuple[str, ...] | None
+    recipient: tuple[str, ...] | None
+    helo_required: bool
+    maps: tuple[AccessMap, ...]
+
+
+@dataclass(frozen=True)
+class Outbound:
+    relayhost: str | None
+    sasl: bool
+    credentials_file: str
+    credentials_key: str | None
+    tls_level: str
+    security_options: tuple[str, ...]
+    tls_security_options: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Tls:
+    cert_file: str
+    key_file: str
+    managed: bool  # relaykit provides the pair (runtime secret or self-signed)
+    protocols: str
+    mandatory_ciphers: str
+
+
+@dataclass(frozen=True)
+class OciOutput:
+    name: str
+    tags: tuple[str, ...]
+    source: str | None
+
+
+@dataclass(frozen=True)
+class DebOutput:
+    package: str
+    version: str
+    maintainer: str
+    section: str
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    version: str
+    source_file: str
+    base: Base
+    postfix: PostfixIdentity
+    listeners: tuple[Listener, ...]
+    sasl: Sasl | None
+    restrictions: Restrictions
+    outbound: Outbound
+    tls: Tls
+    oci: OciOutput | None
+    deb: DebOutput | None
+
+    @property
+    def auth_listeners(self) -> tuple[Listener, ...]:
+        return tuple(lis for lis in self.listeners if lis.auth)
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        declared = [("oci", self.oci), ("deb", self.deb)]
+        return tuple(name for name, out in declared if out is not None)
+
+
+MANAGED_TLS_CERT = "/etc/relaykit/tls/tls.crt"
+MANAGED_TLS_KEY = "/etc/relaykit/tls/tls.key"
+
+
+def _tuple(value: Any) -> tuple[str, ...] | None:
+    return None if value is None else tuple(str(v) for v in value)
+
+
+def build_profile(data: dict[str, Any], source_file: str) -> Profile:
+    """Turn a schema-valid, defaulted dict into the model."""
+    pf = data["postfix"]
+    sasl = data.get("sasl")
+    tls = data["tls"]
+    outputs = data["outputs"]
+    return Profile(
+        name=data["name"],
+        description=data["description"],
+        version=str(data["version"]),
+        source_file=source_file,
+        base=Base(
+            suite=data["base"]["suite"],
+            architecture=data["base"]["architecture"],
+            mirror=data["base"]["mirror"],
+            extra_packages=tuple(data["base"]["extra_packages"]),
+        ),
+        postfix=PostfixIdentity(
+            myhostname=pf["myhostname"],
+            mydomain=pf["mydomain"],
+            mydestination=tuple(pf["mydestination"]),
+            mynetworks=tuple(pf["mynetworks"]),
+            inet_interfaces=tuple(pf["inet_interfaces"]),
+            inet_protocols=pf["inet_protocols"],
+            message_size_limit=pf["message_size_limit"],
+            main_cf=tuple((k, _cf_value(v)) for k, v in sorted(pf["main_cf"].items())),
+        ),
+        listeners=tuple(_listener(item) for item in data["listeners"]),
+        sasl=None if sasl is None else _sasl(sasl, pf["mydomain"]),
+        restrictions=_restrictions(data["restrictions"]),
+        outbound=_outbound(data["outbound"]),
+        tls=Tls(
+            cert_file=tls["cert_file"] or MANAGED_TLS_CERT,
+            key_file=tls["key_file"] or MANAGED_TLS_KEY,
+            managed=tls["cert_file"] is None,
+            protocols=tls["protocols"],
+            mandatory_ciphers=tls["mandatory_ciphers"],
+        ),
+        oci=_oci(outputs.get("oci")),
+        deb=_deb(outputs.get("deb")),
+    )
+
+
+def _cf_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _listener(item: dict[str, Any]) -> Listener:
+    return Listener(
+        name=item["name"],
+        port=item["port"],
+        address=item["address"],
+        tls=item["tls"],
+        auth=item["auth"],
+        client_restrictions=_tuple(item["client_restrictions"]),
+        relay_restrictions=_tuple(item["relay_restrictions"]),
+    )
+
+
+def _sasl(sasl: dict[str, Any], mydomain: str) -> Sasl:
+    return Sasl(
+        backend=sasl["backend"],
+        realm=sasl["realm"] or mydomain,
+        mechanisms=tuple(sasl["mechanisms"]),
+        security_options=tuple(sasl["security_options"]),
+        tls_security_options=tuple(sasl["tls_security_options"]),
+        auth_only_over_tls=sasl["auth_only_over_tls"],
+        broken_clients=sasl["broken_clients"],
+        users_file=sasl["users_file"],
+        allow_insecure_legacy=sasl["allow_insecure_legacy"],
+    )
+
+
+def _restrictions(r: dict[str, Any]) -> Restrictions:
+    maps = tuple(
+        AccessMap(name, spec["type"], tuple(sorted(spec["entries"].items())))
+        for name, spec in sorted(r["maps"].items())
+    )
+    return Restrictions(
+        client=_tuple(r.get("client")),
+        helo=_tuple(r.get("helo")),
+        sender=_tuple(r.get("sender")),
+        relay=_tuple(r.get("relay")),
+        recipient=_tuple(r.get("recipient")),
+        helo_required=r["helo_required"],
+        maps=maps,
+    )
+
+
+def _outbound(o: dict[str, Any]) -> Outbound:
+    return Outbound(
+        relayhost=o["relayhost"],
+        sasl=o["sasl"],
+        credentials_file=o["credentials_file"],
+        credentials_key=o["credentials_key"],
+        tls_level=o["tls_level"],
+        security_options=tuple(o["security_options"]),
+        tls_security_options=tuple(o["tls_security_options"]),
+    )
+
+
+def _oci(o: dict[str, Any] | None) -> OciOutput | None:
+    if o is None:
+        return None
+    return OciOutput(name=o["name"], tags=tuple(o["tags"]), source=o["source"])
+
+
+def _deb(d: dict[str, Any] | None) -> DebOutput | None:
+    if d is None:
+        return None
+    return DebOutput(d["package"], d["version"], d["maintainer"], d["section"])
+
+# What relaykit renders when a profile leaves smtpd_relay_restrictions unset: Debian's
+# postinst writes defer_unauth_destination (a 4xx that makes spammers retry); we refuse.
+DEFAULT_RELAY_RESTRICTIONS = (
+    "permit_mynetworks",
+    "permit_sasl_authenticated",
+    "reject_unauth_destination",
+)

@@ -1,0 +1,30 @@
+"""Where the project's data lives: schema/, profiles/, rootfs/ at the repository top."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def project_root() -> Path:
+    """The relaykit checkout (RELAYKIT_HOME overrides, e.g. for an installed copy)."""
+    env = os.environ.get("RELAYKIT_HOME")
+    if env:
+        return Path(env).resolve()
+    return Path(__file__).resolve().parents[2]
+
+
+def schema_file() -> Path:
+    return project_root() / "schema" / "profile.schema.json"
+
+
+def profiles_dir() -> Path:
+    return project_root() / "profiles"
+
+
+def static_rootfs_dir() -> Path:
+    return project_root() / "rootfs"
+
+
+def build_dir() -> Path:
+    return Path(os.environ.get("RELAYKIT_BUILD_DIR", project_root() / "build"))

@@ -1,0 +1,247 @@
+"""Load a profile: YAML with locations -> extends: merged -> defaults -> schema -> policy.
+
+Every problem found is collected with its FILE:LINE and path; only then do we fail
+(ProfileError, exit 2).  The result is a frozen model plus the warnings to print.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from . import policy, yamlsrc
+from .errors import Diagnostic, Level, ProfileError, RelaykitError
+from .model import Profile, build_profile
+from .paths import profiles_dir, schema_file
+from .yamlsrc import Loc, Located, PathKey, format_path
+
+MAX_EXTENDS_DEPTH = 8
+
+
+@dataclass(frozen=True)
+class LoadedProfile:
+    profile: Profile
+    resolved: dict[str, Any]  # after extends: and defaults, for `invoke show`
+    warnings: tuple[Diagnostic, ...]
+
+
+@cache
+def load_schema() -> dict[str, Any]:
+    with schema_file().open(encoding="utf-8") as f:
+        schema: dict[str, Any] = json.load(f)
+    return schema
+
+
+def shipped_profiles() -> list[Path]:
+    return sorted(profiles_dir().glob("*.yaml"))
+
+
+def locate(ref: str, relative_to: Path | None = None) -> Path:
+    """A shipped profile name, or a path (relative to the including file, else cwd)."""
+    looks_like_path = "/" in ref or ref.endswith((".yaml", ".yml"))
+    if not looks_like_path:
+        shipped = profiles_dir() / f"{ref}.yaml"
+        if shipped.is_file():
+            return shipped
+        names = ", ".join(p.stem for p in shipped_profiles())
+        raise RelaykitError(f"no shipped profile named {ref!r}",
+                            hint=f"shipped profiles: {names}; or give a path to a .yaml file")
+    path = Path(ref)
+    if not path.is_absolute() and relative_to is not None:
+        path = relative_to.parent / path
+    if not path.is_file():
+        raise RelaykitError(f"profile file not found: {path}",
+                            hint="check the path, or use a shipped profile name")
+    return path
+
+
+def load_profile(ref: str, *, strict: bool = False) -> LoadedProfile:
+    located = resolve_extends(locate(ref), chain=())
+    diagnostics = check(located)
+    errors = [d for d in diagnostics if d.level is Level.ERROR]
+    warnings = tuple(d for d in diagnostics if d.level is Level.WARNING)
+    if errors or (strict and warnings):
+        raise ProfileError(diagnostics)
+    profile = build_profile(located.data, located.file)
+    return LoadedProfile(profile, located.data, warnings)
+
+
+def check(located: Located) -> list[Diagnostic]:
+    """Defaults, schema, then (on a schema-valid document) policy: all findings at once."""
+    apply_defaults(load_schema(), located.data)
+    found = schema_diagnostics(located)
+    if not found:
+        found = [_pin(located, f) for f in policy.run(located.data)]
+    return sorted(found, key=lambda d: (d.level is Level.WARNING, d.file, d.line, d.path))
+
+
+# --- extends: --------------------------------------------------------------------------
+
+def resolve_extends(path: Path, chain: tuple[Path, ...]) -> Located:
+    display = _display(path)
+    try:
+        doc = yamlsrc.load(path, display)
+    except yamlsrc.YamlSyntaxError as exc:
+        raise ProfileError([_diag(exc.file, exc.line, (), exc.message,
+                                  "fix the YAML syntax at that line", "yaml")]) from None
+    if not isinstance(doc.data, dict):
+        raise ProfileError([_diag(display, 1, (), "a profile must be a YAML mapping",
+                                  "start the file with `name: ...`", "type")])
+    parent_ref = doc.data.pop("extends", None)
+    if parent_ref is None:
+        return doc
+    return _merge_parent(doc, parent_ref, path, chain)
+
+
+def _merge_parent(doc: Located, ref: Any, path: Path, chain: tuple[Path, ...]) -> Located:
+    loc = doc.locs[("extends",)]
+    if not isinstance(ref, str) or not ref:
+        raise ProfileError([_diag(loc.file, loc.line, ("extends",),
+                                  "extends must be a profile name or path", "", "type")])
+    try:
+        parent_path = locate(ref, relative_to=path)
+    except RelaykitError as exc:
+        raise ProfileError([_diag(loc.file, loc.line, ("extends",), exc.message,
+                                  exc.hint, "extends")]) from None
+    resolved = parent_path.resolve()
+    if resolved in chain or resolved == path.resolve() or len(chain) >= MAX_EXTENDS_DEPTH:
+        raise ProfileError([_diag(loc.file, loc.line, ("extends",),
+                                  f"extends cycle through {_display(parent_path)}",
+                                  "a profile cannot extend itself, directly or not",
+                                  "extends")])
+    parent = resolve_extends(parent_path, (*chain, path.resolve()))
+    merged = deep_merge(parent.data, doc.data)
+    locs = {**parent.locs, **{k: v for k, v in doc.locs.items() if k != ("extends",)}}
+    return Located(merged, locs, doc.file)
+
+
+def deep_merge(base: Any, override: Any) -> Any:
+    """Mappings merge key by key; anything else (lists included) is replaced."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = copy.deepcopy(base)
+        for key, value in override.items():
+            out[key] = deep_merge(base[key], value) if key in base else copy.deepcopy(value)
+        return out
+    return copy.deepcopy(override)
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+# --- defaults --------------------------------------------------------------------------
+
+def apply_defaults(schema: dict[str, Any], data: Any) -> None:
+    """Fill in `default` values from the schema, recursively, where the data is well-typed."""
+    if not isinstance(data, dict) or schema.get("type") != "object":
+        return
+    for key, sub in schema.get("properties", {}).items():
+        if key not in data and "default" in sub:
+            data[key] = copy.deepcopy(sub["default"])
+        if key in data:
+            _defaults_into(sub, data[key])
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key, value in data.items():
+            if key not in schema.get("properties", {}):
+                _defaults_into(extra, value)
+
+
+def _defaults_into(schema: dict[str, Any], value: Any) -> None:
+    if isinstance(value, dict):
+        apply_defaults(schema, value)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for item in value:
+            apply_defaults(schema["items"], item)
+
+
+# --- schema ----------------------------------------------------------------------------
+
+def schema_diagnostics(located: Located) -> list[Diagnostic]:
+    validator = jsonschema.Draft202012Validator(load_schema())
+    found: list[Diagnostic] = []
+    for error in validator.iter_errors(located.data):
+        found.extend(_explain(located, error))
+    return found
+
+
+def _explain(located: Located, error: jsonschema.ValidationError) -> list[Diagnostic]:
+    path: PathKey = tuple(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        return [_unknown_key(located, path, key, error.schema)
+                for key in error.instance if key not in error.schema.get("properties", {})]
+    if error.validator == "required":
+        missing = str(error.message).split("'")[1]
+        return [_at(located, path, f"missing required field {missing!r}",
+                    f"add `{missing}:` ({_describe(error.schema, missing)})", "required")]
+    message, hint = _message(error)
+    return [_at(located, path, message, hint, str(error.validator))]
+
+
+def _unknown_key(located: Located, path: PathKey, key: str, schema: Any) -> Diagnostic:
+    allowed = sorted(schema.get("properties", {}))
+    close = difflib.get_close_matches(key, allowed, n=1)
+    if close:
+        hint = f"did you mean {close[0]!r}?"
+    elif allowed:
+        hint = "allowed here: " + ", ".join(allowed)
+    else:
+        hint = "remove it"
+    return _at(located, (*path, key), f"unknown field {key!r}", hint, "unknown-field")
+
+
+def _message(error: jsonschema.ValidationError) -> tuple[str, str]:
+    v, inst, sch = error.validator, error.instance, error.schema
+    desc = str(sch.get("description", ""))
+    if v == "type":
+        want = sch["type"] if isinstance(sch["type"], str) else " or ".join(sch["type"])
+        return f"expected {want}, got {type(inst).__name__} {_short(inst)}", desc
+    if v == "enum":
+        return (f"{_short(inst)} is not allowed",
+                "use one of: " + ", ".join(json.dumps(x) for x in sch["enum"]))
+    if v == "pattern":
+        return f"{_short(inst)} is not a valid value here", desc
+    if v in ("minimum", "maximum", "minItems", "minLength", "maxLength", "uniqueItems"):
+        return str(error.message), desc
+    return str(error.message), desc
+
+
+def _describe(schema: Any, key: str) -> str:
+    prop = schema.get("properties", {}).get(key, {})
+    return str(prop.get("description", "see schema/profile.schema.json")).rstrip(".")
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+def _at(located: Located, path: PathKey, message: str, hint: str, code: str,
+        level: Level = Level.ERROR) -> Diagnostic:
+    loc = located.loc(path)
+    return Diagnostic(level, loc.file, loc.line, format_path(path), message, hint, code)
+
+
+def _pin(located: Located, finding: policy.Finding) -> Diagnostic:
+    return _at(located, finding.path, finding.message, finding.hint, finding.code,
+               finding.level)
+
+
+def _diag(file: str, line: int, path: PathKey, message: str, hint: str,
+          code: str) -> Diagnostic:
+    return Diagnostic(Level.ERROR, file, line, format_path(path), message, hint, code)
+
+
+__all__ = ["LoadedProfile", "Loc", "load_profile", "locate", "shipped_profiles"]

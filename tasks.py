@@ -1,0 +1,82 @@
+"""relaykit tasks: `invoke --list`, `invoke <task> --help`.
+
+Thin on purpose: options in, a relaykit.commands call, domain errors out as Exit codes
+(2 for an invalid profile, 1 otherwise).  `--debug` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
+
+from invoke import Context, Exit, task  # noqa: E402
+
+from relaykit import commands  # noqa: E402
+from relaykit.errors import ProfileError, RelaykitError  # noqa: E402
+
+T = TypeVar("T")
+
+HELP_PROFILE = "shipped profile name (see `invoke profiles`) or path to a .yaml file"
+
+
+def _run(fn: Callable[[], T], as_json: bool = False) -> T:
+    try:
+        return fn()
+    except ProfileError as exc:
+        if os.environ.get("RELAYKIT_DEBUG"):
+            raise
+        text = exc.to_json() if as_json else exc.render()
+        out = sys.stdout if as_json else sys.stderr
+        print(text, file=out)
+        raise Exit(code=exc.exit_code) from None
+    except RelaykitError as exc:
+        if os.environ.get("RELAYKIT_DEBUG"):
+            raise
+        raise Exit(f"error: {exc.render()}", code=exc.exit_code) from None
+
+
+@task(help={"profile": HELP_PROFILE, "strict": "treat warnings as errors",
+            "json": "print diagnostics as JSON (for CI)"})
+def validate(c: Context, profile: str, strict: bool = False, json: bool = False) -> None:
+    """Check a profile: YAML, schema and policy; every problem as FILE:LINE: .path: message."""
+    print(_run(lambda: commands.validate(profile, strict=strict, as_json=json), json))
+
+
+@task(help={"profile": HELP_PROFILE})
+def show(c: Context, profile: str) -> None:
+    """Print the resolved profile, after extends: and defaults."""
+    print(_run(lambda: commands.show(profile)), end="")
+
+
+@task
+def profiles(c: Context) -> None:
+    """List the shipped profiles with their descriptions."""
+    rows = commands.list_profiles()
+    width = max((len(name) for name, _ in rows), default=0)
+    for name, description in rows:
+        print(f"{name:<{width}}  {description}")
+
+
+@task(help={"profile": HELP_PROFILE, "strict": "treat warnings as errors"})
+def render(c: Context, profile: str, strict: bool = False) -> None:
+    """Render the profile into build/<name>/rootfs/ (overlay) and build/<name>/postconf/."""
+    result = _run(lambda: commands.render_profile(profile, strict=strict))
+    print(f"rendered {result.out_dir / 'rootfs'}")
+
+
+@task(help={"profile": HELP_PROFILE, "strict": "treat warnings as errors"})
+def build(c: Context, profile: str, strict: bool = False) -> None:
+    """Validate and render the profile, then build its artifacts under build/<name>/."""
+    result = _run(lambda: commands.render_profile(profile, strict=strict))
+    print(f"rendered {result.out_dir / 'rootfs'}")
+
+
+@task(help={"args": "extra pytest arguments, e.g. '-k policy' or '-m \"not slow\"'"})
+def test(c: Context, args: str = "") -> None:
+    """Run the whole test suite (unit, integration, ruff, mypy)."""
+    c.run(f"{sys.executable} -m pytest {args}", pty=False)
