@@ -1,0 +1,310 @@
+"""The base layer: a Debian root built by mmdebstrap, made reproducible and cached.
+
+mmdebstrap writes the rootfs as a tar on stdout; we re-emit it as a deterministic
+gzip layer in one streaming pass (memory does not grow with the rootfs), dropping
+files that carry build-host traces or differ between two identical builds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import heapq
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from ..errors import RelaykitError
+from ._tar import LayerBlob, Member, order_key, write_layer
+
+FORMAT_VERSION = 1  # bump when the post-processing changes: it invalidates every cache key
+SUPPORTED_SUITES = ("trixie", "bookworm")
+REQUIRED_PACKAGES = ("postfix", "sasl2-bin", "libsasl2-modules", "ca-certificates", "openssl")
+
+# dpkg filters (last match wins): no docs, man pages, info, translations or lintian
+# overrides; keep the copyright files (licence obligations) and locale.alias.
+DEFAULT_EXCLUDES = (
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/info/*",
+    "path-exclude=/usr/share/locale/*",
+    "path-include=/usr/share/locale/locale.alias",
+    "path-exclude=/usr/share/lintian/*",
+)
+
+# Files removed from the rootfs (paths without the leading slash), and why:
+_DROP_FILES = frozenset({
+    "etc/hostname", "etc/mailname",  # build host name; the entrypoint writes them at start
+    "etc/resolv.conf",  # the build host's resolver; the runtime mounts its own
+    "etc/postfix/main.cf",  # postinst writes myhostname = <build host>; the overlay ships it
+    "etc/aliases.db", "etc/sasldb2",  # Berkeley DB: differ on every build; made at start
+    "etc/apt/sources.list",  # names the build mirror
+    "etc/ssl/private/ssl-cert-snakeoil.key",  # a private key shared by every image is a defect
+    "etc/ssl/certs/ssl-cert-snakeoil.pem",
+    "var/cache/ldconfig/aux-cache",  # ldconfig's cache of build-time inode data
+})
+# Files (not directories) under these trees are dropped: apt lists, caches, logs,
+# mirror-naming deb822 sources.
+_DROP_FILES_UNDER = ("var/lib/apt/lists/", "var/cache/apt/", "var/log/", "etc/apt/sources.list.d/")
+_DROP_SUFFIX_UNDER = (("var/cache/debconf/", "-old"),)  # debconf's backups of its own db
+_SNAKEOIL = "ssl-cert-snakeoil.pem"
+
+_PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+)?$")
+_ARCH_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_FILTER_RE = re.compile(r"^path-(exclude|include)=/\S+$")
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BaseSpec:
+    suite: str  # "trixie" | "bookworm"
+    architecture: str  # dpkg architecture, e.g. "amd64"
+    packages: tuple[str, ...]
+    mirror: str | None  # None = mmdebstrap's default mirror
+    epoch: int  # SOURCE_DATE_EPOCH
+    excludes: tuple[str, ...] = DEFAULT_EXCLUDES  # dpkg path-exclude/path-include filters
+
+    def __post_init__(self) -> None:
+        # Everything here ends up on mmdebstrap's command line: refuse option injection.
+        if self.suite not in SUPPORTED_SUITES:
+            raise RelaykitError(f"unsupported Debian suite {self.suite!r}",
+                                hint="use one of: " + ", ".join(SUPPORTED_SUITES))
+        if not _ARCH_RE.match(self.architecture):
+            raise RelaykitError(f"bad dpkg architecture {self.architecture!r}")
+        bad = [p for p in self.packages if not _PACKAGE_RE.match(p)]
+        if bad:
+            raise RelaykitError(f"bad package name(s): {', '.join(bad)}")
+        missing = [p for p in REQUIRED_PACKAGES if p not in self.packages]
+        if missing:
+            raise RelaykitError(f"base packages lack {', '.join(missing)}",
+                                hint="start from relaykit.oci.base.REQUIRED_PACKAGES")
+        if self.mirror is not None and (not self.mirror or self.mirror.startswith("-")):
+            raise RelaykitError(f"bad mirror {self.mirror!r}")
+        bad = [x for x in self.excludes if not _FILTER_RE.match(x)]
+        if bad:
+            raise RelaykitError(f"bad dpkg filter(s): {', '.join(bad)}",
+                                hint="write path-exclude=/glob or path-include=/glob")
+        if self.epoch < 0:
+            raise RelaykitError("SOURCE_DATE_EPOCH must not be negative")
+
+    def to_json(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class BaseLayer:
+    blob: LayerBlob
+    key: str
+    spec: BaseSpec
+    users: dict[str, int]
+    groups: dict[str, int]
+    cached: bool  # True when reused from the cache
+
+
+def cache_key(spec: BaseSpec) -> str:
+    """sha256 of a canonical JSON of every spec field plus the post-processing version."""
+    doc = {"format": FORMAT_VERSION, **spec.to_json()}
+    doc["packages"] = sorted(set(spec.packages))  # install order does not change the root
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def default_cache_dir() -> Path:
+    if env := os.environ.get("RELAYKIT_CACHE_DIR"):
+        return Path(env)
+    if xdg := os.environ.get("XDG_CACHE_HOME"):
+        return Path(xdg) / "relaykit"
+    return Path.home() / ".cache" / "relaykit"
+
+
+# --- rootfs post-processing ---------------------------------------------------------
+
+def _dropped(info: tarfile.TarInfo, name: str) -> bool:
+    if name in ("", ".") or info.ischr() or info.isblk() or info.isfifo():
+        return True  # the root itself and device nodes: the runtime provides /dev
+    if name in _DROP_FILES:
+        return True
+    if info.issym() and info.linkname.rsplit("/", 1)[-1] == _SNAKEOIL:
+        return True  # the c_rehash symlink to the snakeoil cert
+    if info.isdir():
+        return False
+    if name.startswith(_DROP_FILES_UNDER):
+        return True
+    return any(name.startswith(d) and name.endswith(s) for d, s in _DROP_SUFFIX_UNDER)
+
+
+def _parse_ids(data: bytes) -> dict[str, int]:
+    """name -> id from /etc/passwd or /etc/group (third field)."""
+    table: dict[str, int] = {}
+    for line in data.decode().splitlines():
+        fields = line.split(":")
+        if len(fields) >= 3 and fields[2].isdigit():
+            table[fields[0]] = int(fields[2])
+    return table
+
+
+class _RootfsFilter:
+    """Turns mmdebstrap's tar stream into layer members, recording the id tables."""
+
+    def __init__(self) -> None:
+        self.users: dict[str, int] = {}
+        self.groups: dict[str, int] = {}
+        self.dropped: list[str] = []
+
+    def members(self, tar: tarfile.TarFile) -> Iterator[Member]:
+        gone: set[str] = set()
+        for info in tar:
+            name = info.name.removeprefix("./").strip("/")
+            target = info.linkname.removeprefix("./") if info.islnk() else ""
+            if _dropped(info, name) or target in gone:
+                if info.isreg():
+                    gone.add(name)
+                if name not in ("", ".") and not (info.ischr() or info.isblk()):
+                    self.dropped.append(name)
+                continue
+            yield info, self._data(tar, info, name)
+
+    def _data(self, tar: tarfile.TarFile, info: tarfile.TarInfo, name: str) -> IO[bytes] | None:
+        if not info.isreg():
+            return None
+        data = tar.extractfile(info)
+        if name in ("etc/passwd", "etc/group") and data is not None:
+            raw = data.read()  # a few KB: read it to learn the numeric ids
+            (self.users if name == "etc/passwd" else self.groups).update(_parse_ids(raw))
+            return io.BytesIO(raw)
+        return data
+
+
+def _canonical_order(members: Iterable[Member]) -> Iterator[Member]:
+    """Put out-of-order data-less members (mmdebstrap emits /dev first) in place.
+
+    Only entries without data (directories, links) are held back, in a small heap,
+    until the next file that sorts after them; file data is never buffered.
+    """
+    pending: list[tuple[tuple[str, ...], int, Member]] = []
+    for seq, member in enumerate(members):
+        key = order_key(member[0].name.removeprefix("./"))
+        if member[1] is None:
+            heapq.heappush(pending, (key, seq, member))
+            continue
+        while pending and pending[0][0] < key:
+            yield heapq.heappop(pending)[2]
+        yield member
+    while pending:
+        yield heapq.heappop(pending)[2]
+
+
+# --- mmdebstrap ----------------------------------------------------------------------
+
+def _mmdebstrap_argv(spec: BaseSpec) -> list[str]:
+    argv = [
+        "mmdebstrap", "--variant=apt", f"--architectures={spec.architecture}",
+        "--include=" + ",".join(spec.packages),
+        *[f"--dpkgopt={x}" for x in spec.excludes],
+        "--format=tar", spec.suite, "-",  # "-": the tar goes to stdout, no temp rootfs file
+    ]
+    if spec.mirror is not None:
+        argv.append(spec.mirror)
+    return argv
+
+
+def _stream_build(spec: BaseSpec, work: Path, log: Log) -> tuple[LayerBlob, _RootfsFilter]:
+    if shutil.which("mmdebstrap") is None:
+        raise RelaykitError("mmdebstrap is not installed", hint="apt-get install mmdebstrap")
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(spec.epoch)}
+    errlog = work / "mmdebstrap.log"
+    filt = _RootfsFilter()
+    with errlog.open("wb") as err, subprocess.Popen(
+        _mmdebstrap_argv(spec), stdout=subprocess.PIPE, stderr=err, env=env
+    ) as proc:
+        assert proc.stdout is not None
+        try:
+            with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+                members = _canonical_order(filt.members(tar))
+                blob = write_layer(work / "layer.tar.gz", members, spec.epoch)
+            while proc.stdout.read(1 << 16):  # drain the end-of-archive padding
+                pass
+        except BaseException:
+            proc.terminate()  # SIGTERM lets mmdebstrap remove its temporary root
+            raise
+        code = proc.wait()
+    if code != 0:
+        tail = errlog.read_text(errors="replace").splitlines()[-15:]
+        raise RelaykitError(f"mmdebstrap failed with exit code {code}:\n" + "\n".join(tail),
+                            hint="check the suite, the package names and the mirror")
+    if "postfix" not in filt.users:
+        raise RelaykitError("the base rootfs has no postfix user in /etc/passwd")
+    return blob, filt
+
+
+def _write_meta(path: Path, key: str, spec: BaseSpec, blob: LayerBlob,
+                filt: _RootfsFilter) -> None:
+    meta = {
+        "format": FORMAT_VERSION, "key": key, **blob.to_json(), "spec": spec.to_json(),
+        "users": dict(sorted(filt.users.items())), "groups": dict(sorted(filt.groups.items())),
+        "dropped": filt.dropped,
+    }
+    path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def _load(entry: Path, spec: BaseSpec, key: str) -> BaseLayer | None:
+    """The cached layer, or None when missing or inconsistent."""
+    try:
+        meta = json.loads((entry / "meta.json").read_text())
+        layer = entry / "layer.tar.gz"
+        if meta.get("format") != FORMAT_VERSION or layer.stat().st_size != meta["size"]:
+            return None
+        blob = LayerBlob(layer, meta["digest"], meta["diff_id"], meta["size"])
+        return BaseLayer(blob, key, spec, meta["users"], meta["groups"], cached=True)
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _publish(tmp: Path, entry: Path) -> None:
+    """Atomically move a finished build into place, replacing an older entry."""
+    old = None
+    if entry.exists():
+        old = entry.with_name(f".old-{entry.name}-{os.getpid()}")
+        os.rename(entry, old)
+    os.rename(tmp, entry)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def build_base(spec: BaseSpec, cache_dir: Path, refresh: bool = False,
+               log: Log = print) -> BaseLayer:
+    """The base layer for spec: from the cache, or built with mmdebstrap and cached."""
+    key = cache_key(spec)
+    entry = cache_dir / "base" / key
+    if not refresh and (hit := _load(entry, spec, key)) is not None:
+        log(f"base {spec.suite}/{spec.architecture}: cached {hit.blob.digest[:19]}")
+        return hit
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:12]}-", dir=entry.parent))
+    try:
+        start = time.monotonic()
+        log(f"base {spec.suite}/{spec.architecture}: running mmdebstrap (takes a while)")
+        blob, filt = _stream_build(spec, tmp, log)
+        (tmp / "mmdebstrap.log").unlink()
+        _write_meta(tmp / "meta.json", key, spec, blob, filt)
+        _publish(tmp, entry)
+        log(f"base {spec.suite}/{spec.architecture}: {blob.size / 1e6:.1f} MB "
+            f"{blob.digest[:19]} in {time.monotonic() - start:.1f} s")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    built = _load(entry, spec, key)
+    if built is None:
+        raise RelaykitError(f"cache entry {entry} unreadable right after writing it")
+    return dataclasses.replace(built, cached=False)
