@@ -14,10 +14,12 @@ from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
-from invoke import Context, Exit, task  # noqa: E402
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
 
-from relaykit import commands  # noqa: E402
-from relaykit.errors import ProfileError, RelaykitError  # noqa: E402
+from relaykit import commands
+from relaykit.errors import ProfileError, RelaykitError
 
 T = TypeVar("T")
 
@@ -80,3 +82,13 @@ def build(c: Context, profile: str, strict: bool = False) -> None:
 def test(c: Context, args: str = "") -> None:
     """Run the whole test suite (unit, integration, ruff, mypy)."""
     c.run(f"{sys.executable} -m pytest {args}", pty=False)
+
+
+@task
+def docs(c: Context) -> None:
+    """Regenerate docs/profile-reference.md from schema/profile.schema.json."""
+    from relaykit.schemadoc import reference_markdown
+
+    out = Path(__file__).resolve().parent / "docs" / "profile-reference.md"
+    out.write_text(reference_markdown())
+    print(f"wrote {out}")

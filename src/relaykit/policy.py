@@ -123,33 +123,36 @@ def _unauth_foreign_outcome(doc: Doc, rl: RestrictionList) -> tuple[str, int]:
 
 @check
 def no_open_relay(doc: Doc) -> Iterator[Finding]:
-    reported: set[PathKey] = set()
+    found: dict[tuple[PathKey, str], Finding] = {}
     for name, relay, rcpt in _relay_stages(doc):
-        for rl in (relay, rcpt):
-            if rl is None or rl.path in reported:
-                continue
-            outcome, i = _unauth_foreign_outcome(doc, rl)
-            if outcome in ("reject", "defer"):
-                if outcome == "defer":
-                    reported.add(rl.path)
-                    yield warning((*rl.path, i), f"{rl.items[i]} answers 4xx: relay attempts "
-                                  "are deferred and retried instead of refused",
-                                  "use reject_unauth_destination (5xx)", "relay-defer")
-                break
-            if outcome in ("permit", "may-permit"):
-                reported.add(rl.path)
-                what = ("`permit`" if outcome == "permit"
-                        else f"{rl.items[i]!r} (its map can answer OK)")
-                yield error((*rl.path, i), f"open relay on listener {name!r}: {what} is "
-                            "reached by unauthenticated clients before any "
-                            "reject_unauth_destination",
-                            "put reject_unauth_destination before it", "open-relay")
-                break
-        else:
-            yield error(relay.path, f"open relay on listener {name!r}: neither the relay nor "
-                        "the recipient restrictions refuse unauthenticated mail to foreign "
-                        "domains", "end restrictions.relay with reject_unauth_destination",
-                        "open-relay")
+        for finding in _relay_findings(doc, name, relay, rcpt):
+            found.setdefault((finding.path[:2], finding.code), finding)
+    yield from found.values()
+
+
+def _relay_findings(doc: Doc, name: str, relay: RestrictionList,
+                    rcpt: RestrictionList | None) -> Iterator[Finding]:
+    """Postfix runs the relay list, then the recipient list; the first decision wins."""
+    for rl in (relay, rcpt):
+        if rl is None:
+            continue
+        outcome, i = _unauth_foreign_outcome(doc, rl)
+        if outcome == "defer":
+            yield warning((*rl.path, i), f"{rl.items[i]} answers 4xx: relay attempts are "
+                          "deferred and retried instead of refused",
+                          "use reject_unauth_destination (5xx)", "relay-defer")
+        if outcome in ("reject", "defer"):
+            return
+        if outcome in ("permit", "may-permit"):
+            what = ("`permit`" if outcome == "permit"
+                    else f"{rl.items[i]!r} (its map can answer OK)")
+            yield error((*rl.path, i), f"open relay on listener {name!r}: {what} is reached "
+                        "by unauthenticated clients before any reject_unauth_destination",
+                        "put reject_unauth_destination before it", "open-relay")
+            return
+    yield error(relay.path, f"open relay on listener {name!r}: neither the relay nor the "
+                "recipient restrictions refuse unauthenticated mail to foreign domains",
+                "end restrictions.relay with reject_unauth_destination", "open-relay")
 
 
 @check

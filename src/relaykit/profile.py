@@ -74,11 +74,12 @@ def load_profile(ref: str, *, strict: bool = False) -> LoadedProfile:
 
 
 def check(located: Located) -> list[Diagnostic]:
-    """Defaults, schema, then (on a schema-valid document) policy: all findings at once."""
+    """Defaults, schema, then policy: all findings at once."""
     apply_defaults(load_schema(), located.data)
     found = schema_diagnostics(located)
-    if not found:
-        found = [_pin(located, f) for f in policy.run(located.data)]
+    # Policy runs on schema-invalid documents too (each check skips data it cannot read),
+    # so one run reports every problem.
+    found += [_pin(located, f) for f in policy.run(located.data)]
     return sorted(found, key=lambda d: (d.level is Level.WARNING, d.file, d.line, d.path))
 
 
@@ -177,14 +178,15 @@ def schema_diagnostics(located: Located) -> list[Diagnostic]:
 
 def _explain(located: Located, error: jsonschema.ValidationError) -> list[Diagnostic]:
     path: PathKey = tuple(error.absolute_path)
+    schema: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         return [_unknown_key(located, path, key, error.schema)
-                for key in error.instance if key not in error.schema.get("properties", {})]
+                for key in error.instance if key not in schema.get("properties", {})]
     if error.validator == "required":
         missing = str(error.message).split("'")[1]
         return [_at(located, path, f"missing required field {missing!r}",
-                    f"add `{missing}:` ({_describe(error.schema, missing)})", "required")]
-    message, hint = _message(error)
+                    f"add `{missing}:` ({_describe(schema, missing)})", "required")]
+    message, hint = _message(error, schema)
     return [_at(located, path, message, hint, str(error.validator))]
 
 
@@ -200,8 +202,8 @@ def _unknown_key(located: Located, path: PathKey, key: str, schema: Any) -> Diag
     return _at(located, (*path, key), f"unknown field {key!r}", hint, "unknown-field")
 
 
-def _message(error: jsonschema.ValidationError) -> tuple[str, str]:
-    v, inst, sch = error.validator, error.instance, error.schema
+def _message(error: jsonschema.ValidationError, sch: dict[str, Any]) -> tuple[str, str]:
+    v, inst = error.validator, error.instance
     desc = str(sch.get("description", ""))
     if v == "type":
         want = sch["type"] if isinstance(sch["type"], str) else " or ".join(sch["type"])

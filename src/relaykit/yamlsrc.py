@@ -108,7 +108,8 @@ def _convert_mapping(
     for key_node, value_node in node.value:
         line = key_node.start_mark.line + 1
         if key_node.tag == "tag:yaml.org,2002:merge":
-            raise YamlSyntaxError(name, line, "YAML merge keys (<<) are not supported; use extends:")
+            raise YamlSyntaxError(name, line,
+                                  "YAML merge keys (<<) are not supported; use extends:")
         if not isinstance(key_node, yaml.ScalarNode):
             raise YamlSyntaxError(name, line, "mapping keys must be plain strings")
         key = str(key_node.value)

@@ -1,0 +1,100 @@
+"""Rendering: chroot-correct paths, per-backend SASL files, determinism, no secrets."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from relaykit.profile import load_profile
+from relaykit.render import SASLAUTHD_SOCKET_DIR, render
+from relaykit.tree import write_tree
+
+from ..conftest import ROOT
+
+SHIPPED = ["roaming", "satellite", "gazette-2007"]
+
+
+def rendered(name: str):  # type: ignore[no-untyped-def]
+    return render(load_profile(name).profile)
+
+
+def digest_tree(root: Path) -> dict[str, tuple[int, str]]:
+    out = {}
+    for path in sorted(root.rglob("*")):
+        data = path.read_bytes() if path.is_file() else b""
+        out[str(path.relative_to(root))] = (os.lstat(path).st_mode,
+                                            hashlib.sha256(data).hexdigest())
+    return out
+
+
+def test_roaming_saslauthd_socket_lives_in_the_chroot() -> None:
+    tree = rendered("roaming").tree
+    smtpd_conf = tree.text("/etc/postfix/sasl/smtpd.conf")
+    assert "pwcheck_method: saslauthd" in smtpd_conf
+    # smtpd opens the socket after chroot: the in-chroot path, created below the spool.
+    assert "saslauthd_path: /var/run/saslauthd/mux" in smtpd_conf
+    assert "mech_list: PLAIN LOGIN" in smtpd_conf
+    sock = tree.get(SASLAUTHD_SOCKET_DIR)
+    assert sock is not None and (sock.mode, sock.group) == (0o710, "sasl")
+    defaults = tree.text("/etc/default/saslauthd-relaykit")
+    assert f'OPTIONS="-c -m {SASLAUTHD_SOCKET_DIR}"' in defaults
+    assert "PARAMS" not in defaults.replace("PARAMS is ignored", "")
+
+
+def test_gazette_auxprop_reads_sasldb_inside_the_chroot() -> None:
+    tree = rendered("gazette-2007").tree
+    smtpd_conf = tree.text("/etc/postfix/sasl/smtpd.conf")
+    assert "pwcheck_method: auxprop" in smtpd_conf
+    assert "sasldb_path: /etc/sasldb2" in smtpd_conf
+    assert tree.get("/etc/default/saslauthd-relaykit") is None
+    assert tree.get("/var/spool/postfix/etc") is not None
+    assert "REJECT" in tree.text("/etc/postfix/rcpt_blacklist")
+
+
+def test_main_cf_points_sasl_at_its_config_dir() -> None:
+    main = rendered("roaming").tree.text("/etc/postfix/main.cf")
+    assert "cyrus_sasl_config_path = /etc/postfix/sasl\n" in main
+    assert "smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, " \
+           "reject_unauth_destination\n" in main
+
+
+def test_satellite_relays_with_credentials_from_a_map() -> None:
+    r = rendered("satellite")
+    main = dict(r.main_settings)
+    assert main["smtp_sasl_auth_enable"] == "yes"
+    assert main["smtp_sasl_password_maps"] == "hash:/etc/postfix/sasl_passwd"
+    assert main["smtp_tls_security_level"] == "encrypt"
+    assert main["smtp_sasl_tls_security_options"] == "noanonymous"
+    assert r.tree.get("/etc/postfix/sasl_passwd") is None  # a secret: never rendered
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_no_secret_material_in_the_tree(name: str) -> None:
+    for entry in rendered(name).tree:
+        assert b"PRIVATE KEY" not in entry.data
+        assert not entry.path.endswith(("sasldb2", "sasl_passwd", ".key"))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_rendering_twice_is_byte_identical(name: str, tmp_path: Path) -> None:
+    for out in ("a", "b"):
+        write_tree(rendered(name).tree, tmp_path / out)
+    assert digest_tree(tmp_path / "a") == digest_tree(tmp_path / "b")
+    assert digest_tree(tmp_path / "a")  # not vacuous
+
+
+def test_render_in_a_fresh_process_is_identical(tmp_path: Path) -> None:
+    """Hash seeds and dict order must not leak into the output."""
+    script = ("import sys; sys.path.insert(0, 'src');"
+              "from pathlib import Path; from relaykit.profile import load_profile;"
+              "from relaykit.render import render; from relaykit.tree import write_tree;"
+              "write_tree(render(load_profile('gazette-2007').profile).tree, Path(sys.argv[1]))")
+    for out, seed in (("a", "1"), ("b", "2")):
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / out)], cwd=ROOT,
+                       check=True, env={**os.environ, "PYTHONHASHSEED": seed})
+    assert digest_tree(tmp_path / "a") == digest_tree(tmp_path / "b")
