@@ -42,15 +42,15 @@ def _run(fn: Callable[[], T], as_json: bool = False) -> T:
         raise Exit(f"error: {exc.render()}", code=exc.exit_code) from None
 
 
-@task(help={"profile": HELP_PROFILE, "strict": "treat warnings as errors",
+@task(positional=[], help={"profile": HELP_PROFILE, "strict": "treat warnings as errors",
             "json": "print diagnostics as JSON (for CI)"})
-def validate(c: Context, profile: str, strict: bool = False, json: bool = False) -> None:
+def validate(c: Context, profile: str = "", strict: bool = False, json: bool = False) -> None:
     """Check a profile: YAML, schema and policy; every problem as FILE:LINE: .path: message."""
     print(_run(lambda: commands.validate(profile, strict=strict, as_json=json), json))
 
 
-@task(help={"profile": HELP_PROFILE})
-def show(c: Context, profile: str) -> None:
+@task(positional=[], help={"profile": HELP_PROFILE})
+def show(c: Context, profile: str = "") -> None:
     """Print the resolved profile, after extends: and defaults."""
     print(_run(lambda: commands.show(profile)), end="")
 
@@ -64,18 +64,26 @@ def profiles(c: Context) -> None:
         print(f"{name:<{width}}  {description}")
 
 
-@task(help={"profile": HELP_PROFILE, "strict": "treat warnings as errors"})
-def render(c: Context, profile: str, strict: bool = False) -> None:
+@task(positional=[], help={"profile": HELP_PROFILE, "strict": "treat warnings as errors"})
+def render(c: Context, profile: str = "", strict: bool = False) -> None:
     """Render the profile into build/<name>/rootfs/ (overlay) and build/<name>/postconf/."""
     result = _run(lambda: commands.render_profile(profile, strict=strict))
     print(f"rendered {result.out_dir / 'rootfs'}")
 
 
-@task(help={"profile": HELP_PROFILE, "strict": "treat warnings as errors"})
-def build(c: Context, profile: str, strict: bool = False) -> None:
+@task(positional=[], help={"profile": HELP_PROFILE, "strict": "treat warnings as errors",
+            "format": "oci, deb, all or none (default: the profile's outputs)",
+            "refresh": "rebuild the cached Debian base instead of reusing it",
+            "mirror": "Debian mirror URL for the base (default: mmdebstrap's; RELAYKIT_MIRROR)",
+            "cache_dir": "base layer cache (default: $XDG_CACHE_HOME/relaykit)"})
+def build(c: Context, profile: str = "", format: str | None = None, strict: bool = False,
+          refresh: bool = False, mirror: str | None = None,
+          cache_dir: str | None = None) -> None:
     """Validate and render the profile, then build its artifacts under build/<name>/."""
-    result = _run(lambda: commands.render_profile(profile, strict=strict))
-    print(f"rendered {result.out_dir / 'rootfs'}")
+    result = _run(lambda: commands.build(
+        profile, fmt=format, strict=strict, refresh=refresh, mirror=mirror,
+        cache_dir=Path(cache_dir) if cache_dir else None))
+    print(f"built {result.out_dir}")
 
 
 @task(help={"args": "extra pytest arguments, e.g. '-k policy' or '-m \"not slow\"'"})

@@ -16,7 +16,10 @@ from typing import Any
 
 import yaml
 
-from .errors import Diagnostic
+from .buildinfo import build_inputs
+from .deb_build import build_deb
+from .errors import Diagnostic, RelaykitError
+from .image_build import build_oci
 from .paths import build_dir
 from .profile import LoadedProfile, load_profile, shipped_profiles
 from .render import Rendered, render
@@ -66,13 +69,54 @@ class RenderResult:
 
 def render_profile(profile: str, *, strict: bool = False, log: Log = stderr) -> RenderResult:
     """Validate, render, and replace build/<name>/rootfs and postconf/ atomically."""
+    return build(profile, formats=(), strict=strict, log=log)
+
+
+FORMATS = ("oci", "deb")
+
+
+def resolve_formats(requested: str | None, declared: tuple[str, ...]) -> tuple[str, ...]:
+    """--format oci|deb|all|none; default: what the profile's outputs declare."""
+    if requested is None:
+        return declared
+    if requested == "all":
+        return FORMATS
+    if requested == "none":
+        return ()
+    if requested not in FORMATS:
+        raise RelaykitError(f"unknown format {requested!r}", hint="use oci, deb, all or none")
+    return (requested,)
+
+
+def build(profile: str, *, formats: tuple[str, ...] | None = None, fmt: str | None = None,
+          strict: bool = False, refresh: bool = False, mirror: str | None = None,
+          cache_dir: Path | None = None, log: Log = stderr) -> RenderResult:
+    """Validate, render, then build each format; build/<name>/ changes only on success."""
     loaded = load_profile(profile, strict=strict)
     report_warnings(loaded.warnings, log)
-    rendered = render(loaded.profile)
-    out_dir = build_dir() / loaded.profile.name
+    p = loaded.profile
+    wanted = formats if formats is not None else resolve_formats(fmt, p.formats)
+    for name in wanted:
+        if name == "oci" and p.oci is None:
+            raise RelaykitError(f"profile {p.name!r} declares no outputs.oci",
+                                hint="add outputs: {oci: {name: ...}} to the profile")
+        if name == "deb" and p.deb is None:
+            raise RelaykitError(f"profile {p.name!r} declares no outputs.deb",
+                                hint="add outputs: {deb: {package, version, maintainer}}")
+    rendered = render(p)
+    out_dir = build_dir() / p.name
+    inputs = build_inputs(mirror=mirror, cache_dir=cache_dir) if wanted else None
     with staging(out_dir) as stage:
         write_tree(rendered.tree, stage / "rootfs")
         write_postconf_edits(rendered, stage / "postconf")
+        if "oci" in wanted:
+            assert inputs is not None
+            path = build_oci(p, rendered, inputs, stage, refresh=refresh, log=log)
+            log(f"wrote {out_dir / path.name}")
+        if "deb" in wanted:
+            assert inputs is not None
+            path = build_deb(p, rendered, inputs, stage, log=log)
+            log(f"wrote {out_dir / path.name}")
     return RenderResult(loaded, rendered, out_dir)
 
 

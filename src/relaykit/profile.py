@@ -45,6 +45,8 @@ def shipped_profiles() -> list[Path]:
 
 def locate(ref: str, relative_to: Path | None = None) -> Path:
     """A shipped profile name, or a path (relative to the including file, else cwd)."""
+    if not ref:
+        raise RelaykitError("no profile given", hint="--profile roaming, or --profile FILE.yaml")
     looks_like_path = "/" in ref or ref.endswith((".yaml", ".yml"))
     if not looks_like_path:
         shipped = profiles_dir() / f"{ref}.yaml"

@@ -1,0 +1,103 @@
+"""The OCI backend: profile + rendered tree + static rootfs/ -> build/<name>/<name>.oci.tar."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+
+from . import oci
+from .buildinfo import BuildInputs, host_architecture
+from .model import Profile
+from .paths import static_rootfs_dir
+from .render import Rendered
+from .tree import Tree, load_static_tree
+
+ENTRYPOINT = "/usr/lib/relaykit/entrypoint"
+HEALTHCHECK = "/usr/lib/relaykit/healthcheck"
+# The image needs no more than this beside the profile's extras; bash runs the entrypoint.
+IMAGE_PACKAGES = (*oci.REQUIRED_PACKAGES, "bash", "adduser", "coreutils")
+
+
+def image_overlay(rendered: Rendered) -> Tree:
+    tree = Tree()
+    tree.merge(rendered.tree)
+    tree.merge(load_static_tree(static_rootfs_dir()))
+    return tree
+
+
+def base_spec(p: Profile, inputs: BuildInputs) -> oci.BaseSpec:
+    packages = tuple(sorted(set(IMAGE_PACKAGES) | set(p.base.extra_packages)))
+    return oci.BaseSpec(
+        suite=p.base.suite,
+        architecture=p.base.architecture or host_architecture(),
+        packages=packages,
+        mirror=p.base.mirror or inputs.mirror,
+        epoch=inputs.base_epoch,
+    )
+
+
+def _public_ports(p: Profile) -> tuple[int, ...]:
+    """EXPOSE only what listens beyond loopback (a satellite exposes nothing)."""
+    if p.postfix.inet_interfaces == ("loopback-only",):
+        return ()
+    ports = []
+    for lis in p.listeners:
+        if lis.address is None or not ipaddress.ip_address(lis.address).is_loopback:
+            ports.append(lis.port)
+    return tuple(ports)
+
+
+def image_spec(p: Profile, inputs: BuildInputs) -> oci.ImageSpec:
+    assert p.oci is not None
+    annotations = {
+        "org.opencontainers.image.title": p.name,
+        "org.opencontainers.image.description": p.description,
+        "org.opencontainers.image.version": p.version,
+        "org.opencontainers.image.revision": inputs.revision,
+        "org.opencontainers.image.created": _rfc3339(inputs.epoch),
+        "org.opencontainers.image.vendor": "relaykit",
+    }
+    if p.oci.source:
+        annotations["org.opencontainers.image.source"] = p.oci.source
+    return oci.ImageSpec(
+        name=p.oci.name,
+        tags=p.oci.tags,
+        entrypoint=(ENTRYPOINT,),
+        epoch=inputs.epoch,
+        exposed_ports=_public_ports(p),
+        healthcheck=(HEALTHCHECK,),
+        healthcheck_interval=30,
+        healthcheck_timeout=10,
+        healthcheck_start_period=20,
+        healthcheck_retries=3,
+        stop_signal="SIGTERM",
+        annotations=tuple(sorted(annotations.items())),
+        labels=tuple(sorted(annotations.items())),
+        architecture=p.base.architecture or host_architecture(),
+        history=(f"relaykit base {p.base.suite}", f"relaykit overlay {p.name} {p.version}"),
+    )
+
+
+def _rfc3339(epoch: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_oci(p: Profile, rendered: Rendered, inputs: BuildInputs, out_dir: Path, *,
+              refresh: bool = False, log: oci.Log = print) -> Path:
+    """Write <out_dir>/<name>.oci.tar and its build record <name>.oci.json."""
+    base = base_spec(p, inputs)
+    out = out_dir / f"{p.name}.oci.tar"
+    record = oci.build_image(base=base, overlay=image_overlay(rendered),
+                             image=image_spec(p, inputs), out=out,
+                             cache_dir=inputs.cache_dir, refresh=refresh, log=log)
+    info = {"profile": p.name, "format": "oci", "epoch": inputs.epoch,
+            "revision": inputs.revision, "base_cache_key": oci.cache_key(base),
+            "base": {"suite": base.suite, "architecture": base.architecture,
+                     "packages": list(base.packages), "epoch": base.epoch},
+            **record.to_json()}
+    info["path"] = out.name
+    (out_dir / f"{p.name}.oci.json").write_text(json.dumps(info, indent=2) + "\n")
+    return out
