@@ -281,7 +281,8 @@ def render_saslauthd_defaults(p: Profile) -> str:
             'MECHANISMS="sasldb"\n'
             'MECH_OPTIONS=""\n'
             "THREADS=5\n"
-            f'OPTIONS="-c -m {SASLAUTHD_SOCKET_DIR}"\n')
+            "# No -c: a credential cache would keep removed users and old passwords working.\n"
+            f'OPTIONS="-m {SASLAUTHD_SOCKET_DIR}"\n')
 
 
 # --- runtime settings for the entrypoint / maintainer scripts --------------------------

@@ -42,7 +42,7 @@ def test_roaming_saslauthd_socket_lives_in_the_chroot() -> None:
     sock = tree.get(SASLAUTHD_SOCKET_DIR)
     assert sock is not None and (sock.mode, sock.group) == (0o710, "sasl")
     defaults = tree.text("/etc/default/saslauthd-relaykit")
-    assert f'OPTIONS="-c -m {SASLAUTHD_SOCKET_DIR}"' in defaults
+    assert f'OPTIONS="-m {SASLAUTHD_SOCKET_DIR}"' in defaults
     assert "PARAMS" not in defaults.replace("PARAMS is ignored", "")
 
 
