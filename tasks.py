@@ -86,6 +86,16 @@ def build(c: Context, profile: str = "", format: str | None = None, strict: bool
     print(f"built {result.out_dir}")
 
 
+@task(positional=[], help={"profile": HELP_PROFILE, "format": "oci (default) or deb"})
+def verify(c: Context, profile: str = "", format: str = "oci") -> None:
+    """Boot the built artifact and run the SMTP conformance suite against it (needs root;
+    oci: a Docker engine).  Prints a pass/fail table; exits 1 on any failure."""
+    ok, table = _run(lambda: commands.verify(profile, fmt=format))
+    print(table)
+    if not ok:
+        raise Exit(code=1)
+
+
 @task(help={"args": "extra pytest arguments, e.g. '-k policy' or '-m \"not slow\"'"})
 def test(c: Context, args: str = "") -> None:
     """Run the whole test suite (unit, integration, ruff, mypy)."""

@@ -163,3 +163,27 @@ class staging:
             shutil.rmtree(self.temp, ignore_errors=True)
         if self.final.parent.exists() and not any(self.final.parent.iterdir()):
             self.final.parent.rmdir()
+
+
+def verify(profile: str, *, fmt: str = "oci", log: Log = stderr) -> tuple[bool, str]:
+    """Boot what `build` wrote for this profile and run the conformance suite on it."""
+    p = load_profile(profile).profile
+    out_dir = build_dir() / p.name
+    if fmt == "oci":
+        from .oci.verify import verify_image
+
+        archive = out_dir / f"{p.name}.oci.tar"
+        if not archive.is_file():
+            raise RelaykitError(f"no image at {archive}",
+                                hint=f"run: invoke build --profile {profile} --format oci")
+        return verify_image(p, archive, log)
+    if fmt == "deb":
+        from .deb.verify import verify_deb
+
+        assert p.deb is not None
+        debs = sorted(out_dir.glob(f"{p.deb.package}_*.deb"))
+        if not debs:
+            raise RelaykitError(f"no package in {out_dir}",
+                                hint=f"run: invoke build --profile {profile} --format deb")
+        return verify_deb(p, debs[-1], log=log)
+    raise RelaykitError(f"unknown format {fmt!r}", hint="use oci or deb")

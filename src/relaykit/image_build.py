@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from . import oci
@@ -86,7 +87,7 @@ def _rfc3339(epoch: int) -> str:
 
 
 def build_oci(p: Profile, rendered: Rendered, inputs: BuildInputs, out_dir: Path, *,
-              refresh: bool = False, log: oci.Log = print) -> Path:
+              refresh: bool = False, log: Callable[[str], None] = print) -> Path:
     """Write <out_dir>/<name>.oci.tar and its build record <name>.oci.json."""
     base = base_spec(p, inputs)
     out = out_dir / f"{p.name}.oci.tar"

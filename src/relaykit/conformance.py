@@ -1,0 +1,58 @@
+"""What a relay built from a profile must look like on the wire.
+
+Derives the SMTP conformance suite's expectations (relaykit.verify) from the profile,
+so the image and the package are judged by the same rules.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .model import PLAINTEXT_MECHANISMS, Listener, Profile
+from .verify.model import Expectations
+from .verify.model import Listener as WireListener
+
+
+def offered_mechanisms(p: Profile, lis: Listener, *, inside_tls: bool) -> frozenset[str]:
+    """The AUTH mechanisms Postfix advertises on this listener, before or inside TLS."""
+    s = p.sasl
+    if s is None or not lis.auth:
+        return frozenset()
+    if not inside_tls:
+        # encrypt level implies smtpd_tls_auth_only; implicit TLS has no "before".
+        if lis.tls in ("starttls-required", "implicit") or s.auth_only_over_tls:
+            return frozenset()
+        options = s.security_options
+    else:
+        options = s.tls_security_options
+    mechs = set(s.mechanisms)
+    if "noplaintext" in options:
+        mechs -= PLAINTEXT_MECHANISMS
+    return frozenset(mechs)
+
+
+def wire_listener(p: Profile, lis: Listener, host: str) -> WireListener:
+    inside = offered_mechanisms(p, lis, inside_tls=lis.tls != "none")
+    before = offered_mechanisms(p, lis, inside_tls=False)
+    return WireListener(name=lis.name, host=host, port=lis.port, tls=lis.tls,  # type: ignore[arg-type]
+                        auth=bool(inside), expect_mechanisms=inside,
+                        auth_before_tls=bool(before) and lis.tls != "implicit")
+
+
+def expectations(p: Profile, *, host: str, user: str, password: str, sink_dir: Path | None,
+                 cert_sha256: str | None, source_address: str | None = None
+                 ) -> Expectations:
+    """Expectations for every listener reachable at host (loopback-only ones excluded
+    when host is not loopback)."""
+    return Expectations(
+        listeners=tuple(wire_listener(p, lis, host) for lis in p.listeners),
+        user=user,
+        password=password,
+        local_sender_domain=p.postfix.myhostname,
+        relay_domain=p.postfix.myhostname,
+        foreign_domain="foreign.example",
+        sink_dir=sink_dir,
+        cert_sha256=cert_sha256,
+        server_name=p.postfix.myhostname,
+        source_address=source_address,
+    )
