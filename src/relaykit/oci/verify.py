@@ -187,9 +187,24 @@ def verify_satellite(p: Profile, client: Any, image: str, work: Path, log: Log
         with testbed.sink(r.nsenter, work / "smarthost", f"127.0.0.1:{SMARTHOST_PORT}",
                           auth_file=pw_file, user=smart_user, tls=tls) as maildir:
             results.append(submit_and_expect(r.nsenter, 25, maildir, p))
+        with netns.client_link(r.pid) as link:
+            results += [check_unreachable(link, lis.port) for lis in p.listeners]
         results.append(check_no_secret_in_logs(r, [smart_pw]))
         results.append(check_clean_stop(r))
     return results
+
+
+PROBE = ("import socket,sys; s=socket.socket(); s.settimeout(3);"
+         "sys.exit(0 if s.connect_ex((sys.argv[1], int(sys.argv[2]))) else 1)")
+
+
+def check_unreachable(link: netns.Link, port: int) -> CheckResult:
+    """A loopback-only listener must not answer a client on the network."""
+    proc = subprocess.run([*link.runner, "python3", "-c", PROBE, link.server_address,
+                           str(port)], capture_output=True, timeout=30)
+    return CheckResult("closed to the network", f"port {port}", proc.returncode == 0,
+                       f"{link.server_address}:{port} "
+                       + ("refused" if proc.returncode == 0 else "ANSWERED"))
 
 
 SUBMIT = """\

@@ -1,0 +1,48 @@
+"""Start a Docker engine for tests and verify, the loopback-only way.
+
+--bridge=none and --iptables=false: no docker0, no private-range addresses, no NAT;
+containers run with --network none and are reached through their own namespaces.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from .errors import RelaykitError
+
+SOCKET = Path("/var/run/docker.sock")
+
+
+def engine_up() -> bool:
+    docker = shutil.which("docker")
+    if docker is None:
+        return False
+    return subprocess.run([docker, "info"], capture_output=True).returncode == 0
+
+
+def ensure_dockerd(log_file: Path = Path("/var/log/relaykit-dockerd.log"),
+                   timeout: float = 60.0) -> None:
+    if engine_up():
+        return
+    dockerd = shutil.which("dockerd")
+    if dockerd is None:
+        raise RelaykitError("dockerd is not installed", hint="apt-get install docker.io")
+    with log_file.open("ab") as log:
+        subprocess.Popen([dockerd, "--bridge=none", "--iptables=false", "--ip-masq=false",
+                          "--ip6tables=false"] if _knows_ip6tables(dockerd) else
+                         [dockerd, "--bridge=none", "--iptables=false", "--ip-masq=false"],
+                         stdout=log, stderr=log, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if engine_up():
+            return
+        time.sleep(0.5)
+    raise RelaykitError(f"dockerd did not come up in {timeout:.0f} s", hint=f"see {log_file}")
+
+
+def _knows_ip6tables(dockerd: str) -> bool:
+    out = subprocess.run([dockerd, "--help"], capture_output=True, text=True).stdout
+    return "--ip6tables" in out
