@@ -1,19 +1,33 @@
-"""The .deb backend (issue #4): not built yet."""
+"""The .deb backend (issue #4): build/<name>/<package>_<version>_all.deb."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .buildinfo import BuildInputs
-from collections.abc import Callable
+from .deb import contents, pack
+from .deb.package import deb_output
+from .model import Profile
+from .paths import static_rootfs_dir
+from .render import Rendered
 
 Log = Callable[[str], None]
-from .errors import RelaykitError
-from .model import Profile
-from .render import Rendered
+
+
+def deb_filename(p: Profile) -> str:
+    deb = deb_output(p)
+    version = deb.version.split(":", 1)[-1]  # the epoch is not part of the file name
+    return f"{deb.package}_{version}_all.deb"
 
 
 def build_deb(p: Profile, rendered: Rendered, inputs: BuildInputs, out_dir: Path, *,
               log: Log) -> Path:
-    raise RelaykitError("the .deb format is not implemented yet",
-                        hint="build the image with --format oci")
+    """Build the package into out_dir (the staging dir) and return its path."""
+    start = time.monotonic()
+    c = contents(p, rendered, inputs, static_rootfs_dir())
+    path = pack(c, out_dir / deb_filename(p), inputs.epoch)
+    log(f"deb {path.name}: {path.stat().st_size / 1024:.1f} KiB, {len(c.files)} files"
+        f" in {time.monotonic() - start:.2f} s")
+    return path

@@ -1,0 +1,90 @@
+# --- relaykit: helpers shared by the maintainer scripts (inlined at build time) ---
+# State of what we changed lives in $STATE, never in /usr/share: postrm runs after dpkg
+# has deleted the package's files, so the undo data must survive the package itself.
+PKG=@PACKAGE@
+STATE=/var/lib/relaykit/$PKG
+DATA=/usr/share/relaykit/$PKG
+CONF=/etc/relaykit/relaykit.conf
+TAB=$(printf '\t')
+
+rk_log() { echo "$PKG: $*" >&2; }
+
+# rk_has FILE KEY: FILE has a line whose first tab-separated field is KEY.
+rk_has() {
+    [ -f "$1" ] && awk -F'\t' -v k="$2" '$1 == k { f = 1 } END { exit !f }' "$1"
+}
+
+# rk_field FILE KEY N: field N of KEY's line (fields after N joined back with tabs).
+rk_field() {
+    [ -f "$1" ] || return 0
+    awk -F'\t' -v k="$2" -v n="$3" '$1 == k {
+        s = $n; for (i = n + 1; i <= NF; i++) s = s "\t" $i; print s; exit }' "$1"
+}
+
+# rk_drop FILE KEY: delete KEY's line from FILE.
+rk_drop() {
+    [ -f "$1" ] || return 0
+    awk -F'\t' -v k="$2" '$1 != k' "$1" > "$1.new" && mv -f "$1.new" "$1"
+}
+
+# rk_snapshot: `postconf -n` once, so per-key look-ups do not run postconf each time.
+rk_snapshot() { postconf -n 2>/dev/null > "$STATE/postconf-n.tmp" || true; }
+
+# rk_current KEY: "set<TAB>VALUE" or "unset<TAB>" from the snapshot.
+rk_current() {
+    awk -v k="$1" '
+        index($0, k " = ") == 1 { print "set\t" substr($0, length(k) + 4); f = 1; exit }
+        $0 == k " =" { print "set\t"; f = 1; exit }
+        END { if (!f) print "unset\t" }' "$STATE/postconf-n.tmp"
+}
+
+# rk_revert_main KEY...: put main.cf KEYs back as main.orig recorded them, forget them.
+rk_revert_main() {
+    rk_set="" ; rk_unset=""
+    for key in "$@"; do
+        rk_has "$STATE/main.orig" "$key" || continue
+        state=$(rk_field "$STATE/main.orig" "$key" 2)
+        if [ "$state" = set ]; then
+            postconf -e "$key=$(rk_field "$STATE/main.orig" "$key" 3)"
+        else
+            postconf -X "$key" 2>/dev/null || true
+        fi
+        rk_drop "$STATE/main.orig" "$key"
+        rk_drop "$STATE/main.applied" "$key"
+    done
+}
+
+# rk_revert_master KEY...: restore each master.cf service we replaced, delete those we added.
+rk_revert_master() {
+    for key in "$@"; do
+        rk_has "$STATE/master.orig" "$key" || continue
+        if [ "$(rk_field "$STATE/master.orig" "$key" 2)" = present ]; then
+            postconf -M "$key=$(rk_field "$STATE/master.orig" "$key" 3)"
+        else
+            postconf -MX "$key" 2>/dev/null || true
+        fi
+        rk_drop "$STATE/master.orig" "$key"
+    done
+}
+
+# rk_keys FILE: the first fields of FILE, one per line.
+rk_keys() { [ -f "$1" ] && cut -f1 "$1" || true; }
+
+# rk_created PATH: remember a file or directory we made, for purge.
+rk_created() {
+    rk_has "$STATE/created" "$1" || printf '%s\n' "$1" >> "$STATE/created"
+}
+
+# rk_postfix ACTION: through invoke-rc.d, so policy-rc.d is obeyed (101: denied, e.g. in
+# a chroot or image build: not an error).  reload only touches a running postfix.
+rk_postfix() {
+    command -v invoke-rc.d >/dev/null 2>&1 || return 0
+    if [ "$1" = reload ] && ! postfix status >/dev/null 2>&1; then return 0; fi
+    rc=0
+    invoke-rc.d --quiet postfix "$1" >/dev/null 2>&1 || rc=$?
+    case $rc in
+        0|101) ;;
+        *) rk_log "warning: 'invoke-rc.d postfix $1' failed ($rc); see 'postfix check'" ;;
+    esac
+}
+# --- end of shared helpers ---
