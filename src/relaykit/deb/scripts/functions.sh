@@ -14,8 +14,14 @@ rk_has() {
     [ -f "$1" ] && awk -F'\t' -v k="$2" '$1 == k { f = 1 } END { exit !f }' "$1"
 }
 
-# rk_field FILE KEY N: field N of KEY's line (fields after N joined back with tabs).
+# rk_field FILE KEY N: field N of KEY's line.
 rk_field() {
+    [ -f "$1" ] || return 0
+    awk -F'\t' -v k="$2" -v n="$3" '$1 == k { print $n; exit }' "$1"
+}
+
+# rk_rest FILE KEY N: fields N.. of KEY's line, joined back with tabs (a saved value).
+rk_rest() {
     [ -f "$1" ] || return 0
     awk -F'\t' -v k="$2" -v n="$3" '$1 == k {
         s = $n; for (i = n + 1; i <= NF; i++) s = s "\t" $i; print s; exit }' "$1"
@@ -45,7 +51,7 @@ rk_revert_main() {
         rk_has "$STATE/main.orig" "$key" || continue
         state=$(rk_field "$STATE/main.orig" "$key" 2)
         if [ "$state" = set ]; then
-            postconf -e "$key=$(rk_field "$STATE/main.orig" "$key" 3)"
+            postconf -e "$key=$(rk_rest "$STATE/main.orig" "$key" 3)"
         else
             postconf -X "$key" 2>/dev/null || true
         fi
@@ -59,7 +65,7 @@ rk_revert_master() {
     for key in "$@"; do
         rk_has "$STATE/master.orig" "$key" || continue
         if [ "$(rk_field "$STATE/master.orig" "$key" 2)" = present ]; then
-            postconf -M "$key=$(rk_field "$STATE/master.orig" "$key" 3)"
+            postconf -M "$key=$(rk_rest "$STATE/master.orig" "$key" 3)"
         else
             postconf -MX "$key" 2>/dev/null || true
         fi

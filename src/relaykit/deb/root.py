@@ -1,0 +1,85 @@
+"""Throwaway Debian roots that boot systemd in Docker, for installing a .deb for real.
+
+Built once per (suite, package set, mirror) with mmdebstrap, kept as a rootfs tar in
+the cache and as a local Docker image tag, so every later test only pays for `docker
+run`.  The container has no network: everything the package depends on is installed
+while the root is built, so `apt-get install ./pkg.deb` resolves from what is there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import RelaykitError
+
+Log = Callable[[str], None]
+
+ROOT_FORMAT = 1  # bump when the recipe changes: it changes every cache key
+SUITES = ("trixie", "bookworm")
+# systemd as PID 1 (services the package enables must really start) + the package's
+# Depends; postfix's debconf default ("Internet Site") is fine with no frontend.
+ROOT_PACKAGES = ("systemd", "systemd-sysv", "dbus", "ca-certificates", "postfix",
+                 "sasl2-bin", "libsasl2-modules", "openssl", "adduser")
+ROOT_EPOCH = 1767225600
+IMAGE_REPO = "relaykit-debroot"
+
+
+def root_key(suite: str, packages: tuple[str, ...], mirror: str | None) -> str:
+    doc = {"format": ROOT_FORMAT, "suite": suite, "packages": sorted(set(packages)),
+           "mirror": mirror}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check)
+
+
+def _image_exists(tag: str) -> bool:
+    return _docker("image", "inspect", tag, check=False).returncode == 0
+
+
+def _mmdebstrap(suite: str, packages: tuple[str, ...], mirror: str | None, out: Path,
+                log: Log) -> None:
+    if shutil.which("mmdebstrap") is None:
+        raise RelaykitError("mmdebstrap is not installed", hint="apt-get install mmdebstrap")
+    argv = ["mmdebstrap", "--variant=apt", "--include=" + ",".join(packages),
+            "--dpkgopt=path-exclude=/usr/share/man/*", "--format=tar", suite, str(out)]
+    if mirror:
+        argv.append(mirror)  # else mmdebstrap's default (the host's apt sources)
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(ROOT_EPOCH)}
+    start = time.monotonic()
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        out.unlink(missing_ok=True)
+        tail = "\n".join(proc.stderr.splitlines()[-10:])
+        raise RelaykitError(f"mmdebstrap {suite} failed ({proc.returncode}):\n{tail}")
+    log(f"debroot {suite}: mmdebstrap {out.stat().st_size / 1e6:.0f} MB"
+        f" in {time.monotonic() - start:.0f} s")
+
+
+def systemd_root(suite: str, *, cache_dir: Path, mirror: str | None = None,
+                 extra_packages: tuple[str, ...] = (), log: Log = print) -> str:
+    """The Docker image tag of a bootable root for suite, built on first use."""
+    if suite not in SUITES:
+        raise RelaykitError(f"no test root for suite {suite!r}", hint="trixie or bookworm")
+    packages = tuple(dict.fromkeys(ROOT_PACKAGES + extra_packages))
+    key = root_key(suite, packages, mirror)
+    tag = f"{IMAGE_REPO}:{suite}-{key}"
+    if _image_exists(tag):
+        return tag
+    tar = cache_dir / "debroot" / f"{suite}-{key}.tar"
+    if not tar.exists():
+        tar.parent.mkdir(parents=True, exist_ok=True)
+        tmp = tar.with_name(f".{tar.name}.{os.getpid()}")
+        _mmdebstrap(suite, packages, mirror, tmp, log)
+        os.replace(tmp, tar)
+    _docker("import", str(tar), tag)
+    log(f"debroot {suite}: imported as {tag}")
+    return tag

@@ -1,0 +1,292 @@
+"""Install a relaykit .deb into a throwaway Debian root booted with systemd, prove it
+works on the wire, upgrade it, remove and purge it, and check the root is as before.
+
+Network rules: the container runs with `--network none`; the SMTP client and the sink
+(standing in for the smarthost) are host processes entered into its network namespace
+(the client through a veth pair from a TEST-NET-2 namespace, so it is outside
+mynetworks); relayhost points at the sink on the container's 127.0.0.1 for the test.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..conformance import expectations
+from ..errors import RelaykitError
+from ..model import Profile
+from ..netns import client_link
+from ..testbed import TEST_USER, new_password, sink
+from ..verify import format_table, run_suite_via
+from ..verify.model import CheckResult, pem_sha256
+from .package import deb_output, units, uses_auxprop
+from .root import systemd_root
+
+Log = Callable[[str], None]
+
+SINK = "127.0.0.1:2525"
+CHROOT_SASLDB = "/var/spool/postfix/etc/sasldb2"
+LOCAL_EDIT = "# relaykit verify: a local edit that an upgrade must keep"
+EDITED_CONFFILE = "/etc/relaykit/relaykit.conf"
+APT_NONINTERACTIVE = ("-o", "Dpkg::Options::=--force-confdef",
+                      "-o", "Dpkg::Options::=--force-confold")
+# What the package may touch, for the before/after comparison (paths and modes/owners).
+SNAPSHOT = r"""
+postconf -n; echo '--- master.cf'; postconf -M
+echo '--- group sasl'; getent group sasl
+echo '--- statoverrides'; dpkg-statoverride --list | sort
+echo '--- packages'; dpkg-query -W -f '${Package} ${db:Status-Abbrev}\n' 'relaykit-*' 2>/dev/null
+echo '--- files'
+find /etc /usr/lib/relaykit /usr/share/relaykit /var/lib/relaykit /var/spool/postfix/etc \
+    /var/spool/postfix/var -xdev -printf '%p %m %u:%g\n' 2>/dev/null |
+    grep -v -e '^/etc/ld.so.cache ' | sort
+"""
+
+
+@dataclass
+class Steps:
+    """The pass/fail table verify_deb prints."""
+
+    log: Log
+    rows: list[tuple[str, bool, str, float]] = field(default_factory=list)
+
+    def add(self, name: str, ok: bool, detail: str = "", seconds: float = 0.0) -> bool:
+        self.rows.append((name, ok, detail, seconds))
+        self.log(f"{'PASS' if ok else 'FAIL'}  {name}  {detail}")
+        return ok
+
+    @property
+    def ok(self) -> bool:
+        return all(ok for _, ok, _, _ in self.rows)
+
+    def table(self) -> str:
+        width = max((len(r[0]) for r in self.rows), default=4)
+        lines = [f"{'RESULT':6}  {'STEP':{width}}  {'TIME':>6}  DETAIL"]
+        lines += [f"{'PASS' if ok else 'FAIL':6}  {name:{width}}  {sec:5.1f}s  {detail}"
+                  for name, ok, detail, sec in self.rows]
+        passed = sum(1 for r in self.rows if r[1])
+        lines.append(f"{passed} passed, {len(self.rows) - passed} failed")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Box:
+    """A running container with systemd as PID 1."""
+
+    name: str
+    pid: int
+
+    def sh(self, script: str, *, stdin: str | None = None, check: bool = True,
+           timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(["docker", "exec", "-i", self.name, "sh", "-c", script],
+                              input=stdin, capture_output=True, text=True, timeout=timeout,
+                              check=False)
+        if check and proc.returncode != 0:
+            raise RelaykitError(f"in {self.name}: {script.strip()[:80]!r} failed"
+                                f" ({proc.returncode}): {(proc.stderr or proc.stdout)[-600:]}")
+        return proc
+
+    def copy_in(self, src: Path, dest: str) -> None:
+        # Not /tmp: systemd mounts a tmpfs there, hiding what docker cp writes below it.
+        subprocess.run(["docker", "cp", str(src), f"{self.name}:{dest}"], check=True,
+                       capture_output=True)
+
+
+@contextmanager
+def booted(image: str, resolv: Path, *, keep: bool = False) -> Iterator[Box]:
+    name = f"rk-deb-{secrets.token_hex(4)}"
+    subprocess.run(
+        ["docker", "run", "-d", "--name", name, "--hostname", "relaykit-test",
+         "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined",
+         "--network", "none", "--tmpfs", "/run", "--tmpfs", "/run/lock",
+         "-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro",
+         "-v", f"{resolv}:/etc/resolv.conf:ro", image, "/sbin/init"],
+        check=True, capture_output=True, text=True)
+    try:
+        pid = int(subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", name],
+                                 check=True, capture_output=True, text=True).stdout)
+        box = Box(name, pid)
+        # Right after start even systemctl's bus may be missing: poll, then --wait.
+        state = box.sh("for i in $(seq 100); do s=$(systemctl is-system-running 2>/dev/null);"
+                       " case $s in running|degraded) break;; esac; sleep 0.3; done;"
+                       " echo $s").stdout.strip()
+        if state not in ("running", "degraded"):
+            raise RelaykitError(f"systemd in {name} did not come up: {state!r}")
+        yield box
+    finally:
+        if not keep:
+            subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+
+
+def _timed(fn: Callable[[], str]) -> tuple[bool, str, float]:
+    start = time.monotonic()
+    try:
+        return True, fn(), time.monotonic() - start
+    except (RelaykitError, subprocess.SubprocessError, OSError) as exc:
+        return False, str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__, \
+            time.monotonic() - start
+
+
+def _install(box: Box, deb: Path) -> str:
+    box.copy_in(deb, f"/root/{deb.name}")
+    box.sh(f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q {' '.join(APT_NONINTERACTIVE)}"
+           f" /root/{deb.name}")
+    return deb.name
+
+
+def _services(box: Box, p: Profile) -> str:
+    names = [*units(p), "postfix.service"]
+    # The path unit reacts at once; saslauthd forks: give both a moment.
+    out = box.sh("for i in $(seq 50); do systemctl is-active --quiet " + " ".join(names)
+                 + " && break; sleep 0.2; done; systemctl is-active " + " ".join(names),
+                 check=False)
+    states = out.stdout.split()
+    if out.returncode != 0:
+        raise RelaykitError("not active: " + ", ".join(
+            f"{n}={s}" for n, s in zip(names, states, strict=False) if s != "active"))
+    if uses_auxprop(p) or p.sasl is None:
+        return " ".join(names) + " active"
+    count = box.sh("grep -lx saslauthd /proc/[0-9]*/comm | wc -l").stdout.strip()
+    return " ".join(names) + f" active; saslauthd processes: {count}"
+
+
+def _add_user(box: Box, p: Profile, password: str) -> str:
+    assert p.sasl is not None
+    box.sh(f"saslpasswd2 -p -c -u {p.sasl.realm} {TEST_USER}", stdin=password)
+    if not uses_auxprop(p):
+        return f"{TEST_USER} in realm {p.sasl.realm}"
+    # No manual sync: the .path unit must copy /etc/sasldb2 into the chroot by itself.
+    out = box.sh(f"for i in $(seq 50); do [ -s {CHROOT_SASLDB} ] && break; sleep 0.2; done;"
+                 f" stat -c '%U:%G %a' {CHROOT_SASLDB}; cmp /etc/sasldb2 {CHROOT_SASLDB}"
+                 f" && [ ! -L {CHROOT_SASLDB} ]", check=False)
+    if out.returncode != 0 or out.stdout.split()[:2] != ["root:postfix", "640"]:
+        raise RelaykitError(f"chroot sasldb copy not synced: {out.stdout.strip()}"
+                            f" {out.stderr.strip()}")
+    return f"{TEST_USER}; chroot copy synced by the .path unit (root:postfix 640)"
+
+
+def _suite(box: Box, p: Profile, password: str, work: Path) -> tuple[str, list[CheckResult]]:
+    """relayhost -> sink (test only), then the conformance suite from a TEST-NET client."""
+    box.sh(f"postconf -e 'relayhost = [{SINK.split(':')[0]}]:{SINK.split(':')[1]}'"
+           " && postfix reload >/dev/null")
+    cert = box.sh(f"cat {p.tls.cert_file}").stdout
+    runner = ["nsenter", "-t", str(box.pid), "-n"]
+    with sink(runner, work / f"sink-{secrets.token_hex(3)}", SINK) as maildir, \
+            client_link(box.pid) as link:
+        exp = expectations(p, host=link.server_address, user=TEST_USER, password=password,
+                           sink_dir=maildir, cert_sha256=pem_sha256(cert),
+                           source_address=link.client_address)
+        results = run_suite_via(exp, link.runner)
+    bad = [r for r in results if not r.ok]
+    if bad:
+        raise _SuiteFailed(results)
+    return f"{len(results)} checks passed", results
+
+
+class _SuiteFailed(RelaykitError):
+    def __init__(self, results: list[CheckResult]) -> None:
+        bad = [f"{r.listener}/{r.name}" for r in results if not r.ok]
+        super().__init__(f"{len(bad)} failed: {', '.join(bad[:6])}")
+        self.results = results
+
+
+def _upgrade(box: Box, new: Path) -> str:
+    box.sh(f"echo '{LOCAL_EDIT}' >> {EDITED_CONFFILE}")
+    _install(box, new)
+    version = box.sh(f"dpkg-query -W -f '${{Version}}' {deb_name(new)}").stdout
+    if box.sh(f"grep -qxF '{LOCAL_EDIT}' {EDITED_CONFFILE}", check=False).returncode != 0:
+        raise RelaykitError(f"the local edit of {EDITED_CONFFILE} was lost")
+    # relayhost was changed locally (pointed at the sink): a local change wins.
+    relayhost = box.sh("postconf -h relayhost").stdout.strip()
+    if relayhost != f"[127.0.0.1]:{SINK.rsplit(':', 1)[1]}":
+        raise RelaykitError(f"upgrade overwrote the locally set relayhost ({relayhost!r})")
+    return f"now {version}; local conffile edit and relayhost kept"
+
+
+def deb_name(deb: Path) -> str:
+    return deb.name.split("_", 1)[0]
+
+
+def _remove(box: Box, p: Profile, purge: bool) -> str:
+    pkg = deb_output(p).package
+    box.sh(f"DEBIAN_FRONTEND=noninteractive apt-get {'purge' if purge else 'remove'} -y -q {pkg}")
+    active = [u for u in units(p)
+              if box.sh(f"systemctl is-active --quiet {u}", check=False).returncode == 0]
+    if active:
+        raise RelaykitError(f"still active after {'purge' if purge else 'remove'}: {active}")
+    return "units stopped" if units(p) else "done"
+
+
+def _compare(before: str, after: str) -> str:
+    if before == after:
+        return "postconf -n/-M, group sasl, statoverrides, files: identical"
+    a, b = set(before.splitlines()), set(after.splitlines())
+    diff = [f"-{x}" for x in sorted(a - b)] + [f"+{x}" for x in sorted(b - a)]
+    raise RelaykitError("root differs after purge: " + "; ".join(diff[:8]))
+
+
+def verify_deb(profile: Profile, deb_path: Path, *, log: Log, upgrade_to: Path | None = None,
+               cache_dir: Path | None = None, mirror: str | None = None,
+               keep: bool = False) -> bool:
+    """install -> services -> user -> SMTP suite -> [upgrade] -> remove -> purge -> diff.
+
+    Prints a pass/fail table; True when every step passed."""
+    from ..oci import default_cache_dir
+
+    steps = Steps(log)
+    ok, detail, sec = _timed(lambda: systemd_root(
+        profile.base.suite, cache_dir=cache_dir or default_cache_dir(),
+        mirror=mirror or profile.base.mirror, extra_packages=profile.base.extra_packages,
+        log=log))
+    if not steps.add(f"root {profile.base.suite}", ok, detail, sec):
+        print(steps.table())
+        return False
+    image = detail
+    password = new_password()
+    with tempfile.TemporaryDirectory(prefix="rk-debverify-") as tmp:
+        work = Path(tmp)
+        (work / "resolv.conf").write_text("nameserver 127.0.0.1\n")
+        start = time.monotonic()
+        with booted(image, work / "resolv.conf", keep=keep) as box:
+            steps.add("boot systemd", True, box.name, time.monotonic() - start)
+            _run_steps(steps, box, profile, deb_path, upgrade_to, password, work)
+    print(steps.table())
+    return steps.ok
+
+
+def _run_steps(steps: Steps, box: Box, p: Profile, deb: Path, new: Path | None,
+               password: str, work: Path) -> None:
+    before = box.sh(SNAPSHOT).stdout
+
+    def step(name: str, fn: Callable[[], str]) -> bool:
+        return steps.add(name, *_timed(fn))
+
+    if not step("install", lambda: _install(box, deb)):
+        return
+    step("services active", lambda: _services(box, p))
+    if p.sasl is not None and step("add SASL user", lambda: _add_user(box, p, password)):
+        step("SMTP suite", lambda: _suite_detail(box, p, password, work, steps))
+    if new is not None and step("upgrade", lambda: _upgrade(box, new)):
+        step("services active after upgrade", lambda: _services(box, p))
+        if p.sasl is not None:
+            step("SMTP suite after upgrade", lambda: _suite_detail(box, p, password, work, steps))
+    step("remove", lambda: _remove(box, p, purge=False))
+    step("purge", lambda: _remove(box, p, purge=True))
+    # The test's own change (relayhost -> sink) is reverted by the package: it owns
+    # relayhost, so after purge the original value must be back as well.
+    step("root as before", lambda: _compare(before, box.sh(SNAPSHOT).stdout))
+
+
+def _suite_detail(box: Box, p: Profile, password: str, work: Path, steps: Steps) -> str:
+    try:
+        detail, _ = _suite(box, p, password, work)
+        return detail
+    except _SuiteFailed as exc:
+        steps.log(format_table(exc.results))
+        raise
