@@ -195,3 +195,22 @@ def test_bad_runtime_input_stops_with_a_clear_error(built: Path, docker_client: 
     assert status["StatusCode"] != 0
     assert needle in logs
     assert "pw" not in logs.replace("pw-", "").split("relaykit: error:")[-1]
+
+
+@pytest.mark.parametrize("delay", [0.0, 1.5, 3.0])
+def test_sigterm_is_prompt_at_any_moment(built: Path, docker_client: Any, tmp_path: Path,
+                                         delay: float) -> None:
+    """Also while the entrypoint is still configuring or Postfix is still starting."""
+    import time
+
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "sasl-users").write_text("u@example.org:pw-1\n")
+    with _start(docker_client, built, "roaming", tmp_path, {}) as r:
+        time.sleep(delay)
+        start = time.monotonic()
+        r.container.stop(timeout=20)
+        took = time.monotonic() - start
+        r.container.reload()
+        code = r.container.attrs["State"]["ExitCode"]
+    assert took < 10, f"stop took {took:.1f} s (exit {code})"
+    assert code in (0, 143)
