@@ -96,6 +96,18 @@ def verify(c: Context, profile: str = "", format: str = "oci") -> None:
         raise Exit(code=1)
 
 
+@task(positional=[], help={
+    "profile": HELP_PROFILE,
+    "registry": "registry host[:port][/prefix] to prepend to outputs.oci.name",
+    "no_tls_verify": "allow a plain-HTTP or self-signed registry (tests)",
+    "authfile": "containers auth.json with the registry credentials"})
+def publish(c: Context, profile: str = "", registry: str | None = None,
+            no_tls_verify: bool = False, authfile: str | None = None) -> None:
+    """Push the built image to an OCI registry (skopeo) under every tag of the profile."""
+    _run(lambda: commands.publish(profile, registry=registry, tls_verify=not no_tls_verify,
+                                  authfile=Path(authfile) if authfile else None))
+
+
 @task(help={"args": "extra pytest arguments, e.g. '-k policy' or '-m \"not slow\"'"})
 def test(c: Context, args: str = "") -> None:
     """Run the whole test suite (unit, integration, ruff, mypy)."""

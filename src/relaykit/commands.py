@@ -185,5 +185,17 @@ def verify(profile: str, *, fmt: str = "oci", log: Log = stderr) -> tuple[bool, 
         if not debs:
             raise RelaykitError(f"no package in {out_dir}",
                                 hint=f"run: invoke build --profile {profile} --format deb")
-        return verify_deb(p, debs[-1], log=log)
+        # verify_deb prints its own table as it goes.
+        return verify_deb(p, debs[-1], log=log), ""
     raise RelaykitError(f"unknown format {fmt!r}", hint="use oci or deb")
+
+
+def publish(profile: str, *, registry: str | None, tls_verify: bool = True,
+            authfile: Path | None = None, log: Log = stderr) -> list[str]:
+    """Push build/<name>/<name>.oci.tar to a registry under every tag of the profile."""
+    from .publish import publish as push
+
+    p = load_profile(profile).profile
+    out_dir = build_dir() / p.name
+    return push(p, out_dir / f"{p.name}.oci.tar", out_dir / f"{p.name}.oci.json",
+                registry=registry, tls_verify=tls_verify, authfile=authfile, log=log)
