@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BUILD_PROFILES = ("roaming", "gazette-2007", "satellite")
 SCENARIOS = [(suite, name) for suite in ("trixie", "bookworm")
-             for name in ("roaming", "gazette-2007")]
+             for name in ("roaming", "gazette-2007")] + [("trixie", "satellite")]
 
 
 def _why_not_docker() -> str | None:
@@ -90,7 +90,9 @@ def test_install_verify_upgrade_remove_purge(suite: str, name: str, tmp_path: Pa
     ok = verify_deb(profile, deb, log=lines.append, upgrade_to=new)
     table = capsys.readouterr().out
     assert ok, table + "\n" + "\n".join(lines)
-    for step in ("install", "SMTP suite", "upgrade", "SMTP suite after upgrade", "purge",
-                 "root as before"):
+    steps = ["install", "upgrade", "purge", "root as before"]
+    if profile.sasl is not None:  # satellite has no AUTH listener: no suite to run
+        steps += ["SMTP suite", "SMTP suite after upgrade"]
+    for step in steps:
         assert any(line.startswith("PASS") and f"  {step} " in line + " "
                    for line in table.splitlines()), f"{step} missing:\n{table}"
