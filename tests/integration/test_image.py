@@ -214,3 +214,18 @@ def test_sigterm_is_prompt_at_any_moment(built: Path, docker_client: Any, tmp_pa
         code = r.container.attrs["State"]["ExitCode"]
     assert took < 10, f"stop took {took:.1f} s (exit {code})"
     assert code in (0, 143)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_the_images_own_postfix_accepts_its_config(built: Path, docker_client: Any,
+                                                   name: str) -> None:
+    """The suite's Postfix (3.10 on trixie), not only the host's, reads the rendered
+    main.cf/master.cf without a warning."""
+    image = oci_verify.load_image(docker_client, built / name / f"{name}.oci.tar")
+    for argv in (["postconf", "-n"], ["postconf", "-M"], ["postconf", "-P"]):
+        out = docker_client.containers.run(image, argv[1:], entrypoint=argv[0],
+                                           network_mode="none", remove=True,
+                                           stdout=True, stderr=True)
+        text = bytes(out).decode()
+        assert "warning" not in text, text
+        assert text.strip()
