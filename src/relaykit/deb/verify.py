@@ -162,8 +162,9 @@ def _add_user(box: Box, p: Profile, password: str) -> str:
     if not uses_auxprop(p):
         return f"{TEST_USER} in realm {p.sasl.realm}"
     # No manual sync: the .path unit must copy /etc/sasldb2 into the chroot by itself.
-    out = box.sh(f"for i in $(seq 50); do [ -s {CHROOT_SASLDB} ] && break; sleep 0.2; done;"
-                 f" stat -c '%U:%G %a' {CHROOT_SASLDB}; cmp /etc/sasldb2 {CHROOT_SASLDB}"
+    out = box.sh(f"for i in $(seq 50); do cmp -s /etc/sasldb2 {CHROOT_SASLDB} && break;"
+                 f" sleep 0.2; done; stat -c '%U:%G %a' {CHROOT_SASLDB};"
+                 f" cmp /etc/sasldb2 {CHROOT_SASLDB}"
                  f" && [ ! -L {CHROOT_SASLDB} ]", check=False)
     if out.returncode != 0 or out.stdout.split()[:2] != ["root:postfix", "640"]:
         raise RelaykitError(f"chroot sasldb copy not synced: {out.stdout.strip()}"
@@ -173,8 +174,7 @@ def _add_user(box: Box, p: Profile, password: str) -> str:
 
 def _suite(box: Box, p: Profile, password: str, work: Path) -> tuple[str, list[CheckResult]]:
     """relayhost -> sink (test only), then the conformance suite from a TEST-NET client."""
-    box.sh(f"postconf -e 'relayhost = [{SINK.split(':')[0]}]:{SINK.split(':')[1]}'"
-           " && postfix reload >/dev/null")
+    _relayhost_to_sink(box)
     cert = box.sh(f"cat {p.tls.cert_file}").stdout
     runner = ["nsenter", "-t", str(box.pid), "-n"]
     with sink(runner, work / f"sink-{secrets.token_hex(3)}", SINK) as maildir, \
@@ -196,7 +196,14 @@ class _SuiteFailed(RelaykitError):
         self.results = results
 
 
+def _relayhost_to_sink(box: Box) -> None:
+    """Test only, and a local main.cf change the package must respect on upgrade."""
+    host, port = SINK.rsplit(":", 1)
+    box.sh(f"postconf -e 'relayhost = [{host}]:{port}' && postfix reload >/dev/null")
+
+
 def _upgrade(box: Box, new: Path) -> str:
+    _relayhost_to_sink(box)
     box.sh(f"echo '{LOCAL_EDIT}' >> {EDITED_CONFFILE}")
     _install(box, new)
     version = box.sh(f"dpkg-query -W -f '${{Version}}' {deb_name(new)}").stdout
