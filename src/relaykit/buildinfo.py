@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from .errors import RelaykitError
@@ -77,6 +78,7 @@ def build_inputs(*, mirror: str | None, cache_dir: Path | None) -> BuildInputs:
     )
 
 
+@cache
 def host_architecture() -> str:
     try:
         return subprocess.run(["dpkg", "--print-architecture"], capture_output=True,

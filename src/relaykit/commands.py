@@ -16,10 +16,7 @@ from typing import Any
 
 import yaml
 
-from .buildinfo import build_inputs
-from .deb_build import build_deb
 from .errors import Diagnostic, RelaykitError
-from .image_build import build_oci
 from .paths import build_dir
 from .profile import LoadedProfile, load_profile, shipped_profiles
 from .render import Rendered, render
@@ -105,15 +102,22 @@ def build(profile: str, *, formats: tuple[str, ...] | None = None, fmt: str | No
                                 hint="add outputs: {deb: {package, version, maintainer}}")
     rendered = render(p)
     out_dir = build_dir() / p.name
+    # Backends are imported only when used: a config-only image rebuild is timed in bench/.
+    from .buildinfo import build_inputs
+
     inputs = build_inputs(mirror=mirror, cache_dir=cache_dir) if wanted else None
     with staging(out_dir) as stage:
         write_tree(rendered.tree, stage / "rootfs")
         write_postconf_edits(rendered, stage / "postconf")
         if "oci" in wanted:
+            from .image_build import build_oci
+
             assert inputs is not None
             path = build_oci(p, rendered, inputs, stage, refresh=refresh, log=log)
             log(f"wrote {out_dir / path.name}")
         if "deb" in wanted:
+            from .deb_build import build_deb
+
             assert inputs is not None
             path = build_deb(p, rendered, inputs, stage, log=log)
             log(f"wrote {out_dir / path.name}")

@@ -28,3 +28,12 @@ def static_rootfs_dir() -> Path:
 
 def build_dir() -> Path:
     return Path(os.environ.get("RELAYKIT_BUILD_DIR", project_root() / "build"))
+
+
+def cache_dir() -> Path:
+    """RELAYKIT_CACHE_DIR, else $XDG_CACHE_HOME/relaykit, else ~/.cache/relaykit."""
+    env = os.environ.get("RELAYKIT_CACHE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "relaykit"

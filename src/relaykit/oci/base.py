@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import RelaykitError
+from ..paths import cache_dir
 from ._tar import LayerBlob, Member, order_key, write_layer
 
 FORMAT_VERSION = 1  # bump when the post-processing changes: it invalidates every cache key
@@ -122,11 +123,7 @@ def cache_key(spec: BaseSpec) -> str:
 
 
 def default_cache_dir() -> Path:
-    if env := os.environ.get("RELAYKIT_CACHE_DIR"):
-        return Path(env)
-    if xdg := os.environ.get("XDG_CACHE_HOME"):
-        return Path(xdg) / "relaykit"
-    return Path.home() / ".cache" / "relaykit"
+    return cache_dir()
 
 
 # --- rootfs post-processing ---------------------------------------------------------

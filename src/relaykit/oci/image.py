@@ -20,7 +20,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import RelaykitError
-from ._tar import LayerBlob, Member, closing_members, dir_member, file_member, write_tar
+from ._tar import (
+    LayerBlob,
+    Member,
+    closing_members,
+    dir_member,
+    file_member,
+    write_archive,
+)
 
 MT_INDEX = "application/vnd.oci.image.index.v1+json"
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -228,7 +235,7 @@ def write_image(spec: ImageSpec, layers: list[LayerBlob], out: Path) -> ImageRec
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
         with os.fdopen(fd, "wb") as raw:
-            write_tar(raw, closing_members(_members(spec, layers, docs)), spec.epoch)
+            write_archive(raw, closing_members(_members(spec, layers, docs)), spec.epoch)
         os.chmod(tmp_name, 0o644)
         os.replace(tmp_name, out)  # readers see the old archive or the complete new one
     except BaseException:
