@@ -93,6 +93,8 @@ def test_install_verify_upgrade_remove_purge(suite: str, name: str, tmp_path: Pa
     steps = ["install", "upgrade", "purge", "root as before"]
     if profile.sasl is not None:  # satellite has no AUTH listener: no suite to run
         steps += ["SMTP suite", "SMTP suite after upgrade"]
+    if profile.outbound.sasl:
+        steps += ["mail via smarthost"]
     for step in steps:
         assert any(line.startswith("PASS") and f"  {step} " in line + " "
                    for line in table.splitlines()), f"{step} missing:\n{table}"

@@ -196,6 +196,39 @@ class _SuiteFailed(RelaykitError):
         self.results = results
 
 
+SMARTHOST = "127.0.0.1:2587"
+
+
+def _smarthost(box: Box, p: Profile, work: Path) -> str:
+    """As docs/deb.md tells the admin: sasl_passwd keyed like the relayhost, postmap,
+    relayhost; then local mail must reach a smarthost that demands STARTTLS + AUTH."""
+    from ..oci.verify import submit_and_expect
+    from ..testbed import self_signed, write_secret
+
+    host, port = SMARTHOST.rsplit(":", 1)
+    relayhost, user, pw = f"[{host}]:{port}", "satellite", new_password()
+    box.sh("umask 077; cat > /etc/postfix/sasl_passwd && postmap /etc/postfix/sasl_passwd"
+           f" && postconf -e 'relayhost = {relayhost}' && postfix reload >/dev/null",
+           stdin=f"{relayhost} {user}:{pw}\n")
+    pw_file = work / "smarthost.pw"
+    write_secret(pw_file, pw)
+    tls = self_signed(work, "smarthost.example", "smarthost")[:2]
+    runner = ["nsenter", "-t", str(box.pid), "-n"]
+    try:
+        with sink(runner, work / "smarthost", SMARTHOST, auth_file=pw_file, user=user,
+                  tls=tls) as maildir:
+            result = submit_and_expect(runner, 25, maildir, p)
+    finally:
+        # The admin's files, not the package's: take them away so purge can be compared.
+        box.sh("rm -f /etc/postfix/sasl_passwd /etc/postfix/sasl_passwd.db", check=False)
+    if not result.ok:
+        raise RelaykitError(result.detail)
+    leaked = box.sh(f"journalctl -q --no-pager | grep -cF -- '{pw}'", check=False)
+    if leaked.stdout.strip() not in ("", "0"):
+        raise RelaykitError("the smarthost password appears in the journal")
+    return f"{result.detail} (as {user} to {relayhost})"
+
+
 def _relayhost_to_sink(box: Box) -> None:
     """Test only, and a local main.cf change the package must respect on upgrade."""
     host, port = SINK.rsplit(":", 1)
@@ -279,6 +312,8 @@ def _run_steps(steps: Steps, box: Box, p: Profile, deb: Path, new: Path | None,
     step("services active", lambda: _services(box, p))
     if p.sasl is not None and step("add SASL user", lambda: _add_user(box, p, password)):
         step("SMTP suite", lambda: _suite_detail(box, p, password, work, steps))
+    if p.outbound.sasl:
+        step("mail via smarthost", lambda: _smarthost(box, p, work))
     if new is not None and step("upgrade", lambda: _upgrade(box, new)):
         step("services active after upgrade", lambda: _services(box, p))
         if p.sasl is not None:
