@@ -94,15 +94,34 @@ def _relay_stages(doc: Doc) -> Iterator[tuple[str, RestrictionList, RestrictionL
         yield lis["name"], relay, rcpt
 
 
+# Restrictions that accept mail from clients outside mynetworks without AUTH.
+PERMITS_STRANGERS = ("permit", "permit_naked_ip_address", "permit_mx_backup")
+
+
+def _ok_like(action: str) -> bool:
+    words = action.split()
+    return bool(words) and (words[0].upper() in ("OK", "RELAY", "PERMIT")
+                            or words[0][:1] == "2")
+
+
+def _map_values(doc: Doc, ref: str) -> list[str]:
+    """Actions an access map can answer: declared maps, static: and inline: maps."""
+    kind, _, rest = ref.partition(":")
+    if kind == "static":
+        return [rest.strip("{}")]
+    if kind == "inline":
+        pairs = rest.strip("{} ").split(",")
+        return [pair.partition("=")[2].strip() for pair in pairs]
+    name = rest.rsplit("/", 1)[-1]
+    return [str(v) for v in doc["restrictions"]["maps"].get(name, {}).get("entries", {}).values()]
+
+
 def _map_permits(doc: Doc, item: str) -> bool:
     """True when an access map in this item is known to hold an OK-like action."""
     parts = item.split()
     if len(parts) < 2:
         return _word(item) == "permit_tls_all_clientcerts"
-    name = parts[1].split(":", 1)[-1].rsplit("/", 1)[-1]
-    entries = doc["restrictions"]["maps"].get(name, {}).get("entries", {})
-    return any(str(v).split()[0].upper() in ("OK", "RELAY", "PERMIT") or str(v)[:1] == "2"
-               for v in entries.values())
+    return any(_ok_like(v) for ref in parts[1:] for v in _map_values(doc, ref))
 
 
 def _unauth_foreign_outcome(doc: Doc, rl: RestrictionList) -> tuple[str, int]:
@@ -114,7 +133,7 @@ def _unauth_foreign_outcome(doc: Doc, rl: RestrictionList) -> tuple[str, int]:
             return "reject", i
         if word in DEFER_FOREIGN:
             return "defer", i
-        if word == "permit":
+        if word in PERMITS_STRANGERS:
             return "permit", i
         if word in MAY_PERMIT and _map_permits(doc, item):
             return "may-permit", i
@@ -144,7 +163,7 @@ def _relay_findings(doc: Doc, name: str, relay: RestrictionList,
         if outcome in ("reject", "defer"):
             return
         if outcome in ("permit", "may-permit"):
-            what = ("`permit`" if outcome == "permit"
+            what = (f"`{rl.items[i]}`" if outcome == "permit"
                     else f"{rl.items[i]!r} (its map can answer OK)")
             yield error((*rl.path, i), f"open relay on listener {name!r}: {what} is reached "
                         "by unauthenticated clients before any reject_unauth_destination",
@@ -180,6 +199,9 @@ def sasl_before_unauth_destination(doc: Doc) -> Iterator[Finding]:
 def mynetworks_not_wide(doc: Doc) -> Iterator[Finding]:
     for i, cidr in enumerate(doc["postfix"]["mynetworks"]):
         net = ipaddress.ip_network(cidr.replace("[", "").replace("]", ""), strict=False)
+        if isinstance(net, ipaddress.IPv6Network) and net.prefixlen >= 96 and \
+                net.network_address.ipv4_mapped is not None:
+            net = ipaddress.ip_network(f"{net.network_address.ipv4_mapped}/{net.prefixlen - 96}")
         path = ("postfix", "mynetworks", i)
         limit = 8 if net.version == 4 else 32
         if net.prefixlen < limit:

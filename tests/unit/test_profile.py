@@ -135,6 +135,16 @@ BROKEN = [
     ("restrictions:\n  relay: [check_client_access hash:/etc/postfix/ok,"
      " reject_unauth_destination]\n  maps:\n    ok: {entries: {0.0.0.0/0: OK}}\n",
      "open-relay", ".restrictions.relay[0]"),
+    ("restrictions:\n  relay: [permit_naked_ip_address, reject_unauth_destination]\n",
+     "open-relay", ".restrictions.relay[0]"),
+    ("restrictions:\n  relay: [permit_mx_backup, reject_unauth_destination]\n",
+     "open-relay", ".restrictions.relay[0]"),
+    ("restrictions:\n  relay: [check_client_access static:OK, reject_unauth_destination]\n",
+     "open-relay", ".restrictions.relay[0]"),
+    ("restrictions:\n  relay: ['check_recipient_access inline:{x=RELAY}',"
+     " reject_unauth_destination]\n", "open-relay", ".restrictions.relay[0]"),
+    ("postfix:\n  mynetworks: ['[::ffff:0.0.0.0]/96']\n", "open-relay",
+     ".postfix.mynetworks[0]"),
     ("restrictions:\n  relay: [permit_mynetworks, reject_unauth_destination,"
      " permit_sasl_authenticated]\n", "sasl-order", ".restrictions.relay[1]"),
     ("sasl:\n  mechanisms: [PLAIN, CRAM-MD5]\n", "saslauthd-mech", ".sasl.mechanisms[1]"),
