@@ -62,9 +62,13 @@ class ProfileError(RelaykitError):
 
     exit_code = 2
 
-    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+    def __init__(self, diagnostics: list[Diagnostic], strict: bool = False) -> None:
         errors = [d for d in diagnostics if d.level is Level.ERROR]
-        super().__init__(f"profile is invalid: {len(errors)} error(s)")
+        warnings = len(diagnostics) - len(errors)
+        summary = f"profile is invalid: {len(errors)} error(s)"
+        if strict and warnings:
+            summary += f", {warnings} warning(s) treated as errors (--strict)"
+        super().__init__(summary)
         self.diagnostics = diagnostics
 
     def render(self) -> str:

@@ -7,6 +7,7 @@ isolates them, so one surprising value cannot hide the other findings.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -99,9 +100,14 @@ PERMITS_STRANGERS = ("permit", "permit_naked_ip_address", "permit_mx_backup")
 
 
 def _ok_like(action: str) -> bool:
+    """access(5): OK, RELAY, an all-numerical result, 2NN, or a permit_* restriction."""
     words = action.split()
-    return bool(words) and (words[0].upper() in ("OK", "RELAY", "PERMIT")
-                            or words[0][:1] == "2")
+    if not words:
+        return False
+    first = words[0]
+    if first.isdigit():
+        return len(words) == 1 or first[:1] == "2"
+    return first.upper() in ("OK", "RELAY") or first.lower().startswith("permit")
 
 
 def _map_values(doc: Doc, ref: str) -> list[str]:
@@ -129,6 +135,8 @@ def _unauth_foreign_outcome(doc: Doc, rl: RestrictionList) -> tuple[str, int]:
     to a foreign domain: ("reject"|"defer"|"permit"|"may-permit"|"none", index)."""
     for i, item in enumerate(rl.items):
         word = _word(item)
+        if i > 0 and _word(rl.items[i - 1]) == "warn_if_reject":
+            continue  # only logs: Postfix does not count it as a relay decision
         if word in REJECT_FOREIGN:
             return "reject", i
         if word in DEFER_FOREIGN:
@@ -151,7 +159,9 @@ def no_open_relay(doc: Doc) -> Iterator[Finding]:
 
 def _relay_findings(doc: Doc, name: str, relay: RestrictionList,
                     rcpt: RestrictionList | None) -> Iterator[Finding]:
-    """Postfix runs the relay list, then the recipient list; the first decision wins."""
+    """Postfix runs the relay list, then the recipient list: a reject in either refuses
+    the mail, a permit only ends the list it is in."""
+    permitted: tuple[RestrictionList, int, str] | None = None
     for rl in (relay, rcpt):
         if rl is None:
             continue
@@ -162,13 +172,16 @@ def _relay_findings(doc: Doc, name: str, relay: RestrictionList,
                           "use reject_unauth_destination (5xx)", "relay-defer")
         if outcome in ("reject", "defer"):
             return
-        if outcome in ("permit", "may-permit"):
-            what = (f"`{rl.items[i]}`" if outcome == "permit"
-                    else f"{rl.items[i]!r} (its map can answer OK)")
-            yield error((*rl.path, i), f"open relay on listener {name!r}: {what} is reached "
-                        "by unauthenticated clients before any reject_unauth_destination",
-                        "put reject_unauth_destination before it", "open-relay")
-            return
+        if outcome in ("permit", "may-permit") and permitted is None:
+            permitted = (rl, i, outcome)
+    if permitted is not None:
+        rl, i, outcome = permitted
+        what = (f"`{rl.items[i]}`" if outcome == "permit"
+                else f"{rl.items[i]!r} (its map can answer OK)")
+        yield error((*rl.path, i), f"open relay on listener {name!r}: {what} lets "
+                    "unauthenticated clients past every reject_unauth_destination",
+                    "put reject_unauth_destination before it", "open-relay")
+        return
     yield error(relay.path, f"open relay on listener {name!r}: neither the relay nor the "
                 "recipient restrictions refuse unauthenticated mail to foreign domains",
                 "end restrictions.relay with reject_unauth_destination", "open-relay")
@@ -176,10 +189,11 @@ def _relay_findings(doc: Doc, name: str, relay: RestrictionList,
 
 @check
 def sasl_before_unauth_destination(doc: Doc) -> Iterator[Finding]:
-    if not any(lis["auth"] for lis in doc["listeners"]):
-        return
     seen: set[PathKey] = set()
-    for _name, relay, rcpt in _relay_stages(doc):
+    auth = {lis["name"] for lis in doc["listeners"] if lis["auth"] is True}
+    for name, relay, rcpt in _relay_stages(doc):
+        if name not in auth:
+            continue  # no AUTH on this port: nobody to let through
         for rl in (relay, rcpt):
             if rl is None or rl.path in seen:
                 continue
@@ -198,7 +212,13 @@ def sasl_before_unauth_destination(doc: Doc) -> Iterator[Finding]:
 @check
 def mynetworks_not_wide(doc: Doc) -> Iterator[Finding]:
     for i, cidr in enumerate(doc["postfix"]["mynetworks"]):
-        net = ipaddress.ip_network(cidr.replace("[", "").replace("]", ""), strict=False)
+        try:
+            net = ipaddress.ip_network(cidr.replace("[", "").replace("]", ""), strict=False)
+        except ValueError as exc:
+            yield error(("postfix", "mynetworks", i), f"{cidr!r} is not a network: {exc}",
+                        "write address/prefix, e.g. 192.0.2.0/24 or [2001:db8::]/64",
+                        "bad-network")
+            continue
         if isinstance(net, ipaddress.IPv6Network) and net.prefixlen >= 96 and \
                 net.network_address.ipv4_mapped is not None:
             net = ipaddress.ip_network(f"{net.network_address.ipv4_mapped}/{net.prefixlen - 96}")
@@ -228,7 +248,7 @@ def listener_relay_without_auth(doc: Doc) -> Iterator[Finding]:
 
 @check
 def auth_needs_sasl(doc: Doc) -> Iterator[Finding]:
-    auth = [i for i, lis in enumerate(doc["listeners"]) if lis["auth"]]
+    auth = [i for i, lis in enumerate(doc["listeners"]) if lis["auth"] is True]
     if auth and doc.get("sasl") is None:
         yield error(("listeners", auth[0], "auth"), "auth: true but the profile has no "
                     "`sasl` section", "add sasl: {backend: saslauthd, mechanisms: [PLAIN, "
@@ -368,16 +388,34 @@ def outbound_credentials(doc: Doc) -> Iterator[Finding]:
 
 # --- parameters, maps, listeners -------------------------------------------------------
 
+# name -> (replacement, removed from Postfix rather than only deprecated)
 OBSOLETE = {
-    "smtpd_sasl_application_name": "smtpd_sasl_path (Postfix >= 2.3)",
-    "smtpd_use_tls": "smtpd_tls_security_level (listeners[].tls)",
-    "smtpd_enforce_tls": "smtpd_tls_security_level = encrypt (listeners[].tls)",
-    "smtp_use_tls": "smtp_tls_security_level (outbound.tls_level)",
-    "smtp_enforce_tls": "smtp_tls_security_level = encrypt (outbound.tls_level)",
-    "disable_dns_lookups": "smtp_dns_support_level",
-    "virtual_maps": "virtual_alias_maps",
-    "smtpd_tls_dh512_param_file": "nothing (export ciphers are gone)",
-    "smtpd_sasl_exceptions_networks": "a per-listener smtpd_sasl_auth_enable",
+    "smtpd_sasl_application_name": ("smtpd_sasl_path (Postfix >= 2.3)", True),
+    "virtual_maps": ("virtual_alias_maps", True),
+    "smtpd_use_tls": ("listeners[].tls (smtpd_tls_security_level)", False),
+    "smtpd_enforce_tls": ("listeners[].tls: starttls-required", False),
+    "smtp_use_tls": ("outbound.tls_level (smtp_tls_security_level)", False),
+    "smtp_enforce_tls": ("outbound.tls_level: encrypt", False),
+    "disable_dns_lookups": ("smtp_dns_support_level", False),
+    "smtpd_tls_dh512_param_file": ("nothing: export ciphers are gone", False),
+}
+
+# Parameters that change who may relay or how credentials travel, which relaykit could
+# not check if they came through main_cf.
+RESTRICTED = {
+    "relay_domains": "it makes Postfix relay to the listed domains for anybody",
+    "permit_mx_backup_networks": "it widens permit_mx_backup",
+    "smtpd_restriction_classes": "a class can hide `permit` from the relay check",
+    "mynetworks_style": "it trusts whole subnets; list postfix.mynetworks instead",
+    "smtpd_authorized_xclient_hosts": "XCLIENT lets those hosts impersonate any client",
+    "smtpd_authorized_xforward_hosts": "XFORWARD feeds client identity to Postfix",
+    "smtp_tls_policy_maps": "it can turn off outbound.tls_level per destination",
+    "smtpd_client_restrictions": "restrictions.client", "smtpd_helo_restrictions":
+    "restrictions.helo", "smtpd_sender_restrictions": "restrictions.sender",
+    "smtpd_tls_security_level": "listeners[].tls", "smtpd_tls_wrappermode": "listeners[].tls",
+    "smtpd_sasl_type": "relaykit configures Cyrus SASL", "smtpd_sasl_path":
+    "relaykit configures smtpd.conf", "smtp_sasl_mechanism_filter": "outbound.sasl",
+    "smtpd_sasl_exceptions_networks": "it hides AUTH from networks relaykit cannot see",
 }
 
 # Parameters relaykit renders from fields; setting them twice would hide intent.
@@ -403,8 +441,14 @@ def obsolete_and_managed_parameters(doc: Doc) -> Iterator[Finding]:
     for key in doc["postfix"]["main_cf"]:
         path = ("postfix", "main_cf", key)
         if key in OBSOLETE:
-            yield error(path, f"{key} is obsolete: Postfix ignores it (\"unknown parameter\")",
-                        f"use {OBSOLETE[key]}", "obsolete-parameter")
+            replacement, removed = OBSOLETE[key]
+            what = ("is obsolete: Postfix ignores it (\"unknown parameter\")" if removed
+                    else "is deprecated")
+            yield error(path, f"{key} {what}", f"use {replacement}", "obsolete-parameter")
+        elif key in RESTRICTED:
+            yield error(path, f"{key} cannot be set through main_cf: {RESTRICTED[key]}",
+                        "use the profile's own field, or leave it at Postfix's default",
+                        "restricted-parameter")
         elif key in MANAGED:
             yield error(path, f"{key} is managed by relaykit", f"set {MANAGED[key]} instead",
                         "managed-parameter")
@@ -474,3 +518,105 @@ def tls_pair(doc: Doc) -> Iterator[Finding]:
         yield error(("tls", missing), f"tls.{missing} missing: certificate and key come as "
                     "a pair", "set both, or neither (relaykit then manages the pair)",
                     "tls-pair")
+
+
+# --- text that reaches Postfix's files verbatim ----------------------------------------
+
+def _strings(node: Any, path: PathKey) -> Iterator[tuple[PathKey, str]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield (*path, key), str(key)
+            yield from _strings(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _strings(value, (*path, i))
+    elif isinstance(node, str):
+        yield path, node
+
+
+@check
+def no_control_characters(doc: Doc) -> Iterator[Finding]:
+    """A newline in any value would start a new main.cf/master.cf/map line: injection."""
+    for path, text in _strings(doc, ()):
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+            yield error(path, f"control character in {text!r}: it would end the line in "
+                        "the rendered Postfix file", "write the value on one line, without "
+                        "\\n, \\r or \\t", "control-character")
+
+
+# --- restriction names and map references ----------------------------------------------
+
+KNOWN_RESTRICTIONS = frozenset("""
+permit reject defer defer_if_permit defer_if_reject warn_if_reject sleep
+reject_unauth_pipelining reject_plaintext_session reject_multi_recipient_bounce
+check_policy_service check_client_access check_client_a_access check_client_mx_access
+check_client_ns_access check_reverse_client_hostname_access
+check_reverse_client_hostname_a_access check_reverse_client_hostname_mx_access
+check_reverse_client_hostname_ns_access check_ccert_access check_sasl_access
+check_helo_access check_helo_a_access check_helo_mx_access check_helo_ns_access
+check_sender_access check_sender_a_access check_sender_mx_access check_sender_ns_access
+check_recipient_access check_recipient_a_access check_recipient_mx_access
+check_recipient_ns_access permit_inet_interfaces permit_mynetworks permit_sasl_authenticated
+permit_tls_clientcerts permit_tls_all_clientcerts permit_auth_destination permit_mx_backup
+permit_naked_ip_address permit_dnswl_client permit_rhswl_client reject_unauth_destination
+defer_unauth_destination reject_unknown_client_hostname reject_unknown_reverse_client_hostname
+reject_unknown_forward_client_hostname reject_rbl_client reject_rhsbl_client
+reject_rhsbl_reverse_client reject_rhsbl_helo reject_rhsbl_sender reject_rhsbl_recipient
+reject_invalid_helo_hostname reject_non_fqdn_helo_hostname reject_unknown_helo_hostname
+reject_non_fqdn_sender reject_unknown_sender_domain reject_unlisted_sender
+reject_unauthenticated_sender_login_mismatch reject_authenticated_sender_login_mismatch
+reject_known_sender_login_mismatch reject_sender_login_mismatch reject_unverified_sender
+reject_non_fqdn_recipient reject_unknown_recipient_domain reject_unlisted_recipient
+reject_unverified_recipient
+""".split())
+
+# Map types whose answers relaykit can see (declared maps, static:, inline:) or that are
+# plain local files (the admin's business, and checked by map-missing under /etc/postfix).
+ANALYSABLE_MAPS = frozenset({"hash", "texthash", "static", "inline", "cidr", "pcre",
+                             "regexp"})
+
+
+def _restriction_items(doc: Doc) -> Iterator[tuple[PathKey, str]]:
+    r = doc["restrictions"]
+    for key in ("client", "helo", "sender", "relay", "recipient"):
+        for j, item in enumerate(r.get(key) or ()):
+            yield ("restrictions", key, j), item
+    for i, lis in enumerate(doc["listeners"]):
+        for key in ("client_restrictions", "relay_restrictions"):
+            for j, item in enumerate(lis.get(key) or ()):
+                yield ("listeners", i, key, j), item
+
+
+@check
+def restrictions_known(doc: Doc) -> Iterator[Finding]:
+    """A misspelt restriction makes Postfix answer 451 to every message."""
+    for path, item in _restriction_items(doc):
+        word = _word(item)
+        if word not in KNOWN_RESTRICTIONS:
+            close = difflib.get_close_matches(word, sorted(KNOWN_RESTRICTIONS), n=1)
+            yield error(path, f"{word!r} is not a Postfix restriction: Postfix would answer "
+                        "451 \"Server configuration error\" to all mail",
+                        f"did you mean {close[0]!r}?" if close else "see postconf(5)",
+                        "unknown-restriction")
+
+
+@check
+def map_references_checkable(doc: Doc) -> Iterator[Finding]:
+    declared = doc["restrictions"]["maps"]
+    for path, item in _restriction_items(doc):
+        for ref in item.split()[1:]:
+            kind, sep, rest = ref.partition(":")
+            if not sep or _word(item) in ("check_policy_service", "reject_rbl_client",
+                                          "reject_rhsbl_client", "sleep"):
+                continue
+            if kind not in ANALYSABLE_MAPS:
+                yield error(path, f"map type {kind!r}: relaykit cannot tell what it answers, "
+                            "so it cannot rule out an open relay", "use a declared hash or "
+                            "texthash map (restrictions.maps), static: or inline:",
+                            "map-type")
+            name = rest.rsplit("/", 1)[-1]
+            if rest.startswith("/etc/postfix/") and name in declared and \
+                    declared[name].get("type", "hash") != kind:
+                yield error(path, f"map {name!r} is declared as "
+                            f"{declared[name].get('type', 'hash')} but used as {kind}",
+                            f"use {declared[name].get('type', 'hash')}:{rest}", "map-type")

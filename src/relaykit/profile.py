@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import datetime
 import difflib
 import hashlib
 import json
@@ -63,8 +64,10 @@ def locate(ref: str, relative_to: Path | None = None) -> Path:
     if not path.is_absolute() and relative_to is not None:
         path = relative_to.parent / path
     if not path.is_file():
-        raise RelaykitError(f"profile file not found: {path}",
-                            hint="check the path, or use a shipped profile name")
+        hint = "check the path, or use a shipped profile name"
+        if "/" not in ref and (profiles_dir() / ref).is_file():
+            hint = f"a shipped profile is named without .yaml: {Path(ref).stem}"
+        raise RelaykitError(f"profile file not found: {path}", hint=hint)
     return path
 
 
@@ -74,7 +77,7 @@ def load_profile(ref: str, *, strict: bool = False) -> LoadedProfile:
     errors = [d for d in diagnostics if d.level is Level.ERROR]
     warnings = tuple(d for d in diagnostics if d.level is Level.WARNING)
     if errors or (strict and warnings):
-        raise ProfileError(diagnostics)
+        raise ProfileError(diagnostics, strict=strict)
     profile = build_profile(located.data, located.file)
     return LoadedProfile(profile, located.data, warnings)
 
@@ -118,10 +121,15 @@ def _merge_parent(doc: Located, ref: Any, path: Path, chain: tuple[Path, ...]) -
         raise ProfileError([_diag(loc.file, loc.line, ("extends",), exc.message,
                                   exc.hint, "extends")]) from None
     resolved = parent_path.resolve()
-    if resolved in chain or resolved == path.resolve() or len(chain) >= MAX_EXTENDS_DEPTH:
+    if resolved in chain or resolved == path.resolve():
         raise ProfileError([_diag(loc.file, loc.line, ("extends",),
                                   f"extends cycle through {_display(parent_path)}",
                                   "a profile cannot extend itself, directly or not",
+                                  "extends")])
+    if len(chain) >= MAX_EXTENDS_DEPTH:
+        raise ProfileError([_diag(loc.file, loc.line, ("extends",),
+                                  f"extends chain deeper than {MAX_EXTENDS_DEPTH} profiles",
+                                  "flatten the chain: a profile and its overrides suffice",
                                   "extends")])
     parent = resolve_extends(parent_path, (*chain, path.resolve()))
     merged = deep_merge(parent.data, doc.data)
@@ -178,9 +186,7 @@ def schema_diagnostics(located: Located) -> list[Diagnostic]:
     stamp = _valid_stamp(located.data)
     if stamp is not None and stamp.exists():
         return []  # this exact document passed this exact schema before
-    import jsonschema  # ~40 ms: only when the document is new
-
-    validator = jsonschema.Draft202012Validator(load_schema())
+    validator = _validator()
     found: list[Diagnostic] = []
     for error in validator.iter_errors(located.data):
         found.extend(_explain(located, error))
@@ -189,6 +195,17 @@ def schema_diagnostics(located: Located) -> list[Diagnostic]:
             stamp.parent.mkdir(parents=True, exist_ok=True)
             stamp.touch()
     return found
+
+
+def _validator() -> Any:
+    import jsonschema  # ~40 ms: only when the document is new
+
+    base = jsonschema.Draft202012Validator
+    # JSON Schema calls 2525.0 an integer; Postfix does not ("bad numerical configuration").
+    checker = base.TYPE_CHECKER.redefine(
+        "integer", lambda _c, x: isinstance(x, int) and not isinstance(x, bool))
+    strict = jsonschema.validators.extend(base, type_checker=checker)  # type: ignore[no-untyped-call]
+    return strict(load_schema())
 
 
 def _valid_stamp(data: Any) -> Path | None:
@@ -234,7 +251,10 @@ def _message(error: jsonschema.ValidationError, sch: dict[str, Any]) -> tuple[st
     desc = str(sch.get("description", ""))
     if v == "type":
         want = sch["type"] if isinstance(sch["type"], str) else " or ".join(sch["type"])
-        return f"expected {want}, got {type(inst).__name__} {_short(inst)}", desc
+        hint = desc
+        if isinstance(inst, (datetime.date, bytes)):
+            hint = "YAML read this as a date or binary: quote it, e.g. \"2026-11-27\""
+        return f"expected {want}, got {_type_name(inst)} {_short(inst)}", hint
     if v == "enum":
         return (f"{_short(inst)} is not allowed",
                 "use one of: " + ", ".join(json.dumps(x) for x in sch["enum"]))
@@ -245,13 +265,19 @@ def _message(error: jsonschema.ValidationError, sch: dict[str, Any]) -> tuple[st
     return str(error.message), desc
 
 
+def _type_name(value: Any) -> str:
+    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list",
+             dict: "mapping", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
 def _describe(schema: Any, key: str) -> str:
     prop = schema.get("properties", {}).get(key, {})
     return str(prop.get("description", "see schema/profile.schema.json")).rstrip(".")
 
 
 def _short(value: Any) -> str:
-    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import RelaykitError
 from .model import DEFAULT_RELAY_RESTRICTIONS, Listener, Profile
 from .tree import Tree
 
@@ -57,7 +58,7 @@ class MasterEntry:
     def render(self) -> str:
         lines = [self.fields()]
         lines.extend(f"  -o {_master_option(k, v)}" for k, v in self.options)
-        return "\n".join(lines) + "\n"
+        return "\n".join(_one_line(line) for line in lines) + "\n"
 
 
 @dataclass(frozen=True)
@@ -172,9 +173,16 @@ def _restrictions(p: Profile) -> list[Setting]:
     return out
 
 
+def _one_line(text: str) -> str:
+    """Policy refuses control characters; this makes sure none slips into a file."""
+    if any(ord(ch) < 32 for ch in text):
+        raise RelaykitError(f"refusing to render a control character in {text!r}")
+    return text
+
+
 def render_main_cf(p: Profile, extra: tuple[Setting, ...] = ()) -> str:
     lines = [HEADER.format(name=p.name, version=p.version)]
-    lines += [f"{k} = {v}\n" for k, v in main_settings(p) + extra]
+    lines += [_one_line(f"{k} = {v}") + "\n" for k, v in main_settings(p) + extra]
     return "".join(lines)
 
 
@@ -302,13 +310,27 @@ def render_runtime_conf(p: Profile) -> str:
         "RELAYKIT_TLS_MANAGED": _yn(p.tls.managed),
         "RELAYKIT_TLS_CERT": p.tls.cert_file,
         "RELAYKIT_TLS_KEY": p.tls.key_file,
-        "RELAYKIT_MAPS": " ".join(m.reference for m in p.restrictions.maps),
-        "RELAYKIT_LISTEN_PORTS": " ".join(str(lis.port) for lis in p.listeners),
-        "RELAYKIT_IMPLICIT_TLS_PORTS": " ".join(str(lis.port) for lis in p.listeners
-                                                if lis.tls == "implicit"),
+        # Maps to index with postmap (texthash maps are read as they are).
+        "RELAYKIT_MAPS": " ".join(m.reference for m in p.restrictions.maps if m.type == "hash"),
+        "RELAYKIT_LISTEN_ENDPOINTS": " ".join(_endpoint(p, lis) for lis in p.listeners),
+        "RELAYKIT_IMPLICIT_TLS_ENDPOINTS": " ".join(_endpoint(p, lis) for lis in p.listeners
+                                                    if lis.tls == "implicit"),
     }
     body = "".join(f"{k}={_shell_quote(v)}\n" for k, v in values.items())
     return HEADER.format(name=p.name, version=p.version) + body
+
+
+def _endpoint(p: Profile, lis: Listener) -> str:
+    """Where the healthcheck reaches a listener from inside the host: host:port."""
+    host = lis.address
+    if host is None:
+        interfaces = [i for i in p.postfix.inet_interfaces
+                      if i not in ("all", "loopback-only", "localhost")]
+        if interfaces and "all" not in p.postfix.inet_interfaces:
+            host = interfaces[0]
+        else:
+            host = "::1" if p.postfix.inet_protocols == "ipv6" else "127.0.0.1"
+    return f"[{host}]:{lis.port}" if ":" in host else f"{host}:{lis.port}"
 
 
 def _shell_quote(value: str) -> str:
@@ -317,7 +339,7 @@ def _shell_quote(value: str) -> str:
 
 def render_map(name: str, entries: tuple[Setting, ...], p: Profile) -> str:
     head = HEADER.format(name=p.name, version=p.version)
-    return head + "".join(f"{k}\t{v}\n" for k, v in entries)
+    return head + "".join(f"{_one_line(k)}\t{_one_line(v)}\n" for k, v in entries)
 
 
 # --- the tree --------------------------------------------------------------------------

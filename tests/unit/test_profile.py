@@ -211,3 +211,72 @@ def test_warnings_do_not_fail_unless_strict(tmp_path: Path, override: str, code:
 def test_all_errors_are_reported_at_once(tmp_path: Path) -> None:
     profile = write(tmp_path, BASE + "postfix:\n  bogus: 1\n  mynetworks: 3\nsasl:\n  x: 1\n")
     assert len(errors_of(profile)) == 3
+
+
+# Found by review: each once let an open relay or a broken config through validation.
+REVIEWED = [
+    ("postfix:\n  main_cf:\n    smtpd_banner: \"x\\nsmtpd_relay_restrictions = permit\"\n",
+     "control-character", ".postfix.main_cf.smtpd_banner"),
+    ("postfix:\n  mynetworks: [\"127.0.0.0/8\\n\", 0.0.0.0/0]\n", "control-character",
+     ".postfix.mynetworks[0]"),
+    ("postfix:\n  mynetworks: [10.0.0.0/33]\n", "bad-network", ".postfix.mynetworks[0]"),
+    ("listeners:\n  - {name: smtp, port: 25, tls: none, auth: false,"
+     " address: \"2525 inet n - n - - smtpd\"}\n", "pattern", ".listeners[0].address"),
+    ("postfix:\n  main_cf: {relay_domains: 'static:ALL'}\n", "restricted-parameter",
+     ".postfix.main_cf.relay_domains"),
+    ("postfix:\n  main_cf: {smtpd_restriction_classes: openrelay, openrelay: permit}\n"
+     "restrictions:\n  relay: [permit_sasl_authenticated, openrelay, reject_unauth_destination]\n",
+     "unknown-restriction", ".restrictions.relay[1]"),
+    ("restrictions:\n  relay: [check_recipient_access hash:/etc/postfix/x,"
+     " reject_unauth_destination]\n  maps:\n    x: {entries: {gmail.com: '1'}}\n",
+     "open-relay", ".restrictions.relay[0]"),
+    ("restrictions:\n  maps:\n    x: {entries: {'gmail.com permit': REJECT}}\n",
+     "pattern", ".restrictions.maps.x.entries"),
+    ("restrictions:\n  relay: ['check_client_access unionmap:{static:OK}',"
+     " reject_unauth_destination]\n", "map-type", ".restrictions.relay[0]"),
+    ("version: 2026-11-27\n", "type", ".version"),
+    ("listeners:\n  - {name: smtp, port: 2525.0, tls: none, auth: false}\n", "type",
+     ".listeners[0].port"),
+    ("restrictions:\n  relay: [permit_sasl_authenticated, warn_if_reject,"
+     " reject_unauth_destination]\n", "open-relay", ".restrictions.relay"),
+    ("restrictions:\n  sender: [reject_unknown_sendre_domain]\n", "unknown-restriction",
+     ".restrictions.sender[0]"),
+    ("restrictions:\n  recipient: [check_helo_access cidr:/etc/postfix/x]\n"
+     "  maps:\n    x: {entries: {a.example: REJECT}}\n", "map-type",
+     ".restrictions.recipient[0]"),
+]
+
+
+@pytest.mark.parametrize("override,code,path", REVIEWED, ids=[r[1] + ":" + r[2] for r in REVIEWED])
+def test_reviewed_holes_are_closed(tmp_path: Path, override: str, code: str, path: str) -> None:
+    profile = tmp_path / "p.yaml"
+    profile.write_text(BASE + override)
+    with pytest.raises(ProfileError) as info:
+        load_profile(str(profile))
+    hits = [d for d in info.value.diagnostics if d.code == code and d.level is Level.ERROR]
+    assert any(d.path == path for d in hits), [d.format() for d in info.value.diagnostics]
+
+
+@pytest.mark.parametrize("override", [
+    # A permit ends only its own list: the recipient list still refuses foreign mail.
+    "restrictions:\n  relay: [permit]\n  recipient: [permit_mynetworks,"
+    " permit_sasl_authenticated, reject_unauth_destination]\n",
+    # A port without AUTH needs no permit_sasl_authenticated.
+    "listeners:\n  - {name: submissions, port: 465, tls: implicit, auth: true}\n"
+    "  - {name: lan, port: 2525, tls: starttls, auth: false,"
+    " relay_restrictions: [permit_mynetworks, reject_unauth_destination]}\n",
+    # Current parameters are not "obsolete".
+    "postfix:\n  main_cf: {smtpd_tls_ask_ccert: false, smtpd_timeout: 30s}\n",
+    "restrictions:\n  recipient: [check_recipient_access texthash:/etc/postfix/x]\n"
+    "  maps:\n    x: {type: texthash, entries: {a.example: REJECT}}\n",
+])
+def test_reasonable_profiles_are_accepted(tmp_path: Path, override: str) -> None:
+    profile = tmp_path / "p.yaml"
+    profile.write_text(BASE + override)
+    assert load_profile(str(profile)).profile.name == "t"
+
+
+def test_strict_says_warnings_were_counted(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError) as info:
+        load_profile("gazette-2007", strict=True)
+    assert "2 warning(s) treated as errors" in info.value.render()

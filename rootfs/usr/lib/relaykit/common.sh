@@ -63,7 +63,7 @@ bare_host() {
 
 # install_credentials SOURCE RELAYHOST: sasl_passwd root 0600, mapped, keyed right.
 install_credentials() {
-    src=$1 relayhost=$2
+    local src=$1 relayhost=$2
     [ -r "$src" ] || die "outbound SASL is on but $src is missing (Postfix sasl_passwd format)"
     install -m 0600 -o root -g root "$src" /etc/postfix/sasl_passwd
     local key found=no
