@@ -98,3 +98,29 @@ def test_render_in_a_fresh_process_is_identical(tmp_path: Path) -> None:
         subprocess.run([sys.executable, "-c", script, str(tmp_path / out)], cwd=ROOT,
                        check=True, env={**os.environ, "PYTHONHASHSEED": seed})
     assert digest_tree(tmp_path / "a") == digest_tree(tmp_path / "b")
+
+
+def test_healthcheck_dials_each_listener_where_it_listens(tmp_path: Path) -> None:
+    profile = tmp_path / "p.yaml"
+    profile.write_text(
+        "extends: roaming\nname: t\nlisteners:\n"
+        "  - {name: submission, port: 587, tls: starttls-required, auth: true, address: '::1'}\n"
+        "  - {name: submissions, port: 465, tls: implicit, auth: true}\n"
+        "  - {name: lan, port: 2525, tls: starttls, auth: true, address: 192.0.2.7}\n")
+    conf = render(load_profile(str(profile)).profile).tree.text("/etc/relaykit/relaykit.conf")
+    assert "RELAYKIT_LISTEN_ENDPOINTS='[::1]:587 127.0.0.1:465 192.0.2.7:2525'" in conf
+    assert "RELAYKIT_IMPLICIT_TLS_ENDPOINTS='127.0.0.1:465'" in conf
+
+
+def test_only_hash_maps_are_postmapped(tmp_path: Path) -> None:
+    profile = tmp_path / "p.yaml"
+    profile.write_text(
+        "extends: gazette-2007\nname: t\nrestrictions:\n  maps:\n"
+        "    helo: {type: texthash, entries: {localhost.localdomain: REJECT}}\n"
+        "  recipient: [check_recipient_access hash:/etc/postfix/rcpt_blacklist,"
+        " check_helo_access texthash:/etc/postfix/helo, permit_sasl_authenticated,"
+        " reject_unauth_destination]\n")
+    tree = render(load_profile(str(profile)).profile).tree
+    conf = tree.text("/etc/relaykit/relaykit.conf")
+    assert "RELAYKIT_MAPS='hash:/etc/postfix/rcpt_blacklist'" in conf
+    assert tree.get("/etc/postfix/helo") is not None
