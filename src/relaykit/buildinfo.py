@@ -7,6 +7,7 @@ inputs give the same artifacts, byte for byte.
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 from dataclasses import dataclass
 from functools import cache
@@ -51,17 +52,28 @@ def _epoch_from(name: str, value: str) -> int:
     return epoch
 
 
+@cache
+def _head() -> tuple[str, int] | None:
+    """(commit id, commit time) of HEAD, from one git call."""
+    out = _git("log", "-1", "--format=%H %ct")
+    if out is None:
+        return None
+    commit, _, stamp = out.partition(" ")
+    return commit, int(stamp)
+
+
 def source_date_epoch() -> int:
     """SOURCE_DATE_EPOCH, else the last commit's time, else the base epoch."""
     env = os.environ.get("SOURCE_DATE_EPOCH")
     if env:
         return _epoch_from("SOURCE_DATE_EPOCH", env)
-    commit = _git("log", "-1", "--format=%ct")
-    return int(commit) if commit else DEFAULT_BASE_EPOCH
+    head = _head()
+    return head[1] if head else DEFAULT_BASE_EPOCH
 
 
 def revision() -> str:
-    return os.environ.get("RELAYKIT_REVISION") or _git("rev-parse", "HEAD") or "unknown"
+    head = _head()
+    return os.environ.get("RELAYKIT_REVISION") or (head[0] if head else "unknown")
 
 
 def build_inputs(*, mirror: str | None, cache_dir: Path | None) -> BuildInputs:
@@ -78,8 +90,16 @@ def build_inputs(*, mirror: str | None, cache_dir: Path | None) -> BuildInputs:
     )
 
 
+# uname -m -> dpkg architecture, for the common cases (dpkg answers the others).
+_DPKG_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "armhf", "i686": "i386",
+              "ppc64le": "ppc64el", "s390x": "s390x", "riscv64": "riscv64"}
+
+
 @cache
 def host_architecture() -> str:
+    machine = platform.machine()
+    if machine in _DPKG_ARCH:
+        return _DPKG_ARCH[machine]
     try:
         return subprocess.run(["dpkg", "--print-architecture"], capture_output=True,
                               text=True, check=True).stdout.strip()

@@ -6,11 +6,9 @@ Every problem found is collected with its FILE:LINE and path; only then do we fa
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import datetime
 import difflib
-import hashlib
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -21,7 +19,7 @@ if TYPE_CHECKING:
     import jsonschema
 
 
-from . import policy, yamlsrc
+from . import fastcheck, policy, yamlsrc
 from .errors import Diagnostic, Level, ProfileError, RelaykitError
 from .model import Profile, build_profile
 from .paths import profiles_dir, schema_file
@@ -183,22 +181,17 @@ def _defaults_into(schema: dict[str, Any], value: Any) -> None:
 # --- schema ----------------------------------------------------------------------------
 
 def schema_diagnostics(located: Located) -> list[Diagnostic]:
-    stamp = _valid_stamp(located.data)
-    if stamp is not None and stamp.exists():
-        return []  # this exact document passed this exact schema before
+    if fastcheck.is_valid(load_schema(), located.data):
+        return []  # sure it is valid: no need to pay for jsonschema's import
     validator = _validator()
     found: list[Diagnostic] = []
     for error in validator.iter_errors(located.data):
         found.extend(_explain(located, error))
-    if not found and stamp is not None:
-        with contextlib.suppress(OSError):
-            stamp.parent.mkdir(parents=True, exist_ok=True)
-            stamp.touch()
     return found
 
 
 def _validator() -> Any:
-    import jsonschema  # ~40 ms: only when the document is new
+    import jsonschema
 
     base = jsonschema.Draft202012Validator
     # JSON Schema calls 2525.0 an integer; Postfix does not ("bad numerical configuration").
@@ -206,18 +199,6 @@ def _validator() -> Any:
         "integer", lambda _c, x: isinstance(x, int) and not isinstance(x, bool))
     strict = jsonschema.validators.extend(base, type_checker=checker)  # type: ignore[no-untyped-call]
     return strict(load_schema())
-
-
-def _valid_stamp(data: Any) -> Path | None:
-    """A cache entry named by the schema and the resolved document, nothing else."""
-    from .paths import cache_dir
-
-    try:
-        doc = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError):
-        return None
-    digest = hashlib.sha256(schema_file().read_bytes() + b"\0" + doc.encode()).hexdigest()
-    return cache_dir() / "schema-valid" / digest
 
 
 def _explain(located: Located, error: jsonschema.ValidationError) -> list[Diagnostic]:
