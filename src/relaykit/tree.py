@@ -60,7 +60,8 @@ class Tree:
 
     def __iter__(self) -> Iterator[Entry]:
         """Entries sorted by path, each directory before its contents."""
-        return iter(self.with_parents()[p] for p in sorted(self.with_parents()))
+        full = self.with_parents()
+        return iter(full[p] for p in sorted(full))
 
     def with_parents(self) -> dict[str, Entry]:
         full = dict(self.entries)
