@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from . import paths
 from .errors import RelaykitError
 from .paths import project_root
 
@@ -77,8 +78,6 @@ def revision() -> str:
 
 
 def build_inputs(*, mirror: str | None, cache_dir: Path | None) -> BuildInputs:
-    from .oci import default_cache_dir
-
     base_env = os.environ.get("RELAYKIT_BASE_EPOCH")
     base_epoch = _epoch_from("RELAYKIT_BASE_EPOCH", base_env) if base_env else DEFAULT_BASE_EPOCH
     return BuildInputs(
@@ -86,7 +85,7 @@ def build_inputs(*, mirror: str | None, cache_dir: Path | None) -> BuildInputs:
         base_epoch=base_epoch,
         revision=revision(),
         mirror=mirror or os.environ.get("RELAYKIT_MIRROR") or None,
-        cache_dir=cache_dir or default_cache_dir(),
+        cache_dir=cache_dir or paths.cache_dir(),
     )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from . import oci
 from .buildinfo import BuildInputs, host_architecture
 from .model import Profile
+from .oci.image import rfc3339
 from .paths import static_rootfs_dir
 from .render import Rendered
 from .tree import Tree, load_static_tree
@@ -56,7 +57,7 @@ def image_spec(p: Profile, inputs: BuildInputs) -> oci.ImageSpec:
         "org.opencontainers.image.description": p.description,
         "org.opencontainers.image.version": p.version,
         "org.opencontainers.image.revision": inputs.revision,
-        "org.opencontainers.image.created": _rfc3339(inputs.epoch),
+        "org.opencontainers.image.created": rfc3339(inputs.epoch),
         "org.opencontainers.image.vendor": "relaykit",
     }
     if p.oci.source:
@@ -78,12 +79,6 @@ def image_spec(p: Profile, inputs: BuildInputs) -> oci.ImageSpec:
         architecture=p.base.architecture or host_architecture(),
         history=(f"relaykit base {p.base.suite}", f"relaykit overlay {p.name} {p.version}"),
     )
-
-
-def _rfc3339(epoch: int) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def build_oci(p: Profile, rendered: Rendered, inputs: BuildInputs, out_dir: Path, *,

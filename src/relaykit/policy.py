@@ -454,19 +454,22 @@ def obsolete_and_managed_parameters(doc: Doc) -> Iterator[Finding]:
                         "managed-parameter")
 
 
-def _map_references(doc: Doc) -> Iterator[tuple[PathKey, str]]:
+def _restriction_items(doc: Doc) -> Iterator[tuple[PathKey, str]]:
     r = doc["restrictions"]
-    lists: list[tuple[PathKey, Any]] = [(("restrictions", k), r.get(k))
-                                        for k in ("client", "helo", "sender", "relay",
-                                                  "recipient")]
+    for key in ("client", "helo", "sender", "relay", "recipient"):
+        for j, item in enumerate(r.get(key) or ()):
+            yield ("restrictions", key, j), item
     for i, lis in enumerate(doc["listeners"]):
         for key in ("client_restrictions", "relay_restrictions"):
-            lists.append((("listeners", i, key), lis.get(key)))
-    for base, items in lists:
-        for j, item in enumerate(items or ()):
-            for part in item.split()[1:]:
-                if ":/etc/postfix/" in part:
-                    yield (*base, j), part.rsplit("/", 1)[-1]
+            for j, item in enumerate(lis.get(key) or ()):
+                yield ("listeners", i, key, j), item
+
+
+def _map_references(doc: Doc) -> Iterator[tuple[PathKey, str]]:
+    for path, item in _restriction_items(doc):
+        for part in item.split()[1:]:
+            if ":/etc/postfix/" in part:
+                yield path, part.rsplit("/", 1)[-1]
 
 
 @check
@@ -574,17 +577,6 @@ reject_unverified_recipient
 # plain local files (the admin's business, and checked by map-missing under /etc/postfix).
 ANALYSABLE_MAPS = frozenset({"hash", "texthash", "static", "inline", "cidr", "pcre",
                              "regexp"})
-
-
-def _restriction_items(doc: Doc) -> Iterator[tuple[PathKey, str]]:
-    r = doc["restrictions"]
-    for key in ("client", "helo", "sender", "relay", "recipient"):
-        for j, item in enumerate(r.get(key) or ()):
-            yield ("restrictions", key, j), item
-    for i, lis in enumerate(doc["listeners"]):
-        for key in ("client_restrictions", "relay_restrictions"):
-            for j, item in enumerate(lis.get(key) or ()):
-                yield ("listeners", i, key, j), item
 
 
 @check

@@ -337,7 +337,7 @@ def _shell_quote(value: str) -> str:
     return "'" + value.replace("'", "'\\''") + "'"
 
 
-def render_map(name: str, entries: tuple[Setting, ...], p: Profile) -> str:
+def render_map(entries: tuple[Setting, ...], p: Profile) -> str:
     head = HEADER.format(name=p.name, version=p.version)
     return head + "".join(f"{_one_line(k)}\t{_one_line(v)}\n" for k, v in entries)
 
@@ -352,7 +352,7 @@ def config_tree(p: Profile) -> Tree:
         if p.sasl.backend == "saslauthd":
             t.file(SASLAUTHD_DEFAULTS, render_saslauthd_defaults(p))
     for m in p.restrictions.maps:
-        t.file(m.path, render_map(m.name, m.entries, p))
+        t.file(m.path, render_map(m.entries, p))
     t.file(RUNTIME_CONF, render_runtime_conf(p))
     t.dir("/etc/relaykit/tls", 0o755)
     return t

@@ -69,14 +69,22 @@ def sink(runner: Sequence[str], maildir: Path, listen: str, *,
         log.close()
 
 
+CONNECT = ("import socket,sys; s=socket.socket(); s.settimeout(float(sys.argv[3]));"
+           "sys.exit(s.connect_ex((sys.argv[1], int(sys.argv[2]))))")
+
+
+def connects(runner: Sequence[str], host: str, port: int, timeout: float = 1.0) -> bool:
+    """Does a TCP connection to host:port succeed, run under `runner` (a namespace)?"""
+    argv = [*runner, sys.executable, "-c", CONNECT, host, str(port), str(timeout)]
+    return subprocess.run(argv, capture_output=True, timeout=timeout + 30).returncode == 0
+
+
 def _wait_listening(runner: Sequence[str], listen: str, proc: subprocess.Popen[bytes]) -> None:
     host, port = listen.rsplit(":", 1)
-    probe = ("import socket,sys; s=socket.socket(); s.settimeout(1);"
-             f"sys.exit(s.connect_ex(({host!r}, {int(port)})))")
     for _ in range(50):
         if proc.poll() is not None:
             raise RelaykitError(f"test sink on {listen} exited ({proc.returncode})")
-        if subprocess.run([*runner, sys.executable, "-c", probe]).returncode == 0:
+        if connects(runner, host, int(port)):
             return
         time.sleep(0.1)
     raise RelaykitError(f"test sink on {listen} did not start")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 import smtplib
 import ssl
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from relaykit.testbed import self_signed
 from relaykit.verify.sink import SinkConfig, SinkThread, parse_listen
 
 
@@ -18,12 +18,7 @@ from relaykit.verify.sink import SinkConfig, SinkThread, parse_listen
 def cert(tmp_path: Path) -> tuple[Path, Path]:
     if shutil.which("openssl") is None:
         pytest.skip("openssl not installed")
-    crt, key = tmp_path / "sink.crt", tmp_path / "sink.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=sink.relaykit.test", "-keyout", str(key), "-out", str(crt)],
-        check=True, capture_output=True,
-    )
+    crt, key, _ = self_signed(tmp_path, "sink.relaykit.test", "sink")
     return crt, key
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from relaykit.testbed import self_signed
 from relaykit.verify.model import (
     CheckResult,
     Expectations,
@@ -26,12 +26,7 @@ PW = "Sup3r-Secret-pw"
 def make_cert(tmp_path: Path) -> tuple[Path, Path]:
     if shutil.which("openssl") is None:
         pytest.skip("openssl not installed")
-    crt, key = tmp_path / "relay.crt", tmp_path / "relay.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=relay.example", "-keyout", str(key), "-out", str(crt)],
-        check=True, capture_output=True,
-    )
+    crt, key, _ = self_signed(tmp_path, "relay.example", "relay")
     return crt, key
 
 

@@ -86,16 +86,23 @@ def normalize(info: tarfile.TarInfo, epoch: int) -> tarfile.TarInfo:
     return out
 
 
+def _in_order(members: Iterable[Member], epoch: int, what: str
+              ) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]:
+    """Normalised members, refusing any out of canonical order or duplicated."""
+    last: tuple[str, ...] | None = None
+    for info, data in members:
+        clean = normalize(info, epoch)
+        key = order_key(clean.name)
+        if last is not None and key <= last:
+            raise RelaykitError(f"{what} members out of order or duplicated at {clean.name}")
+        last = key
+        yield clean, data
+
+
 def write_tar(fileobj: Any, members: Iterable[Member], epoch: int) -> None:
     """Stream members into an uncompressed PAX tar on fileobj, enforcing canonical order."""
-    last: tuple[str, ...] | None = None
     with tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for info, data in members:
-            clean = normalize(info, epoch)
-            key = order_key(clean.name)
-            if last is not None and key <= last:
-                raise RelaykitError(f"layer members out of order or duplicated at {clean.name}")
-            last = key
+        for clean, data in _in_order(members, epoch, "layer"):
             tar.addfile(clean, data if clean.isreg() else None)
 
 
@@ -105,13 +112,7 @@ def write_archive(raw: IO[bytes], members: Iterable[Member], epoch: int) -> None
     The outer image archive is mostly two big blobs already on disk: copy_file_range
     moves them without passing through Python, which halves a config-only rebuild.
     """
-    last: tuple[str, ...] | None = None
-    for info, data in members:
-        clean = normalize(info, epoch)
-        key = order_key(clean.name)
-        if last is not None and key <= last:
-            raise RelaykitError(f"archive members out of order or duplicated at {clean.name}")
-        last = key
+    for clean, data in _in_order(members, epoch, "archive"):
         raw.write(clean.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape"))
         if clean.isreg() and data is not None:
             _copy_exactly(data, raw, clean.size)

@@ -56,6 +56,11 @@ def oci_platform(dpkg_arch: str) -> dict[str, str]:
     return {"architecture": arch, "os": "linux", **({"variant": variant} if variant else {})}
 
 
+def rfc3339(epoch: int) -> str:
+    """OCI time stamps: UTC, whole seconds."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ImageSpec:
     name: str  # repository, e.g. "relaykit/relay"
@@ -92,7 +97,7 @@ class ImageSpec:
 
     @property
     def created(self) -> str:
-        return datetime.fromtimestamp(self.epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return rfc3339(self.epoch)
 
 
 @dataclass(frozen=True)

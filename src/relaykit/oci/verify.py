@@ -91,15 +91,12 @@ def run_container(client: Any, image: str, work: Path, env: dict[str, str]
 
 
 def wait_ready(r: Running, ports: list[int], timeout: float = 60.0) -> None:
-    probe = ("import socket,sys\nfor p in sys.argv[1:]:\n s=socket.socket(); s.settimeout(1)\n"
-             " sys.exit(1) if s.connect_ex(('127.0.0.1', int(p))) else s.close()")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         r.container.reload()
         if r.container.status != "running":
             raise RelaykitError("the relay container exited during start:\n" + r.logs()[-3000:])
-        argv = [*r.nsenter, "python3", "-c", probe, *map(str, ports)]
-        if subprocess.run(argv, capture_output=True).returncode == 0:
+        if all(testbed.connects(r.nsenter, "127.0.0.1", port) for port in ports):
             return
         time.sleep(0.5)
     raise RelaykitError("the relay did not open its ports in time:\n" + r.logs()[-3000:])
@@ -194,17 +191,12 @@ def verify_satellite(p: Profile, client: Any, image: str, work: Path, log: Log
     return results
 
 
-PROBE = ("import socket,sys; s=socket.socket(); s.settimeout(3);"
-         "sys.exit(0 if s.connect_ex((sys.argv[1], int(sys.argv[2]))) else 1)")
-
-
 def check_unreachable(link: netns.Link, port: int) -> CheckResult:
     """A loopback-only listener must not answer a client on the network."""
-    proc = subprocess.run([*link.runner, "python3", "-c", PROBE, link.server_address,
-                           str(port)], capture_output=True, timeout=30)
-    return CheckResult("closed to the network", f"port {port}", proc.returncode == 0,
+    answered = testbed.connects(link.runner, link.server_address, port, timeout=3.0)
+    return CheckResult("closed to the network", f"port {port}", not answered,
                        f"{link.server_address}:{port} "
-                       + ("refused" if proc.returncode == 0 else "ANSWERED"))
+                       + ("ANSWERED" if answered else "refused"))
 
 
 SUBMIT = """\
