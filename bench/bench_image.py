@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from relaykit.engine import ensure_dockerd  # noqa: E402
+from relaykit.verify.harness.engine import ensure_dockerd  # noqa: E402
 
 PROFILE = "roaming"
 PACKAGES = "postfix sasl2-bin libsasl2-modules ca-certificates openssl"

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from . import paths
-from .errors import RelaykitError
-from .paths import project_root
+from relaykit import debian, paths
+from relaykit.errors import RelaykitError
+from relaykit.paths import project_root
 
 # The base layer's clamp time: fixed, so a new commit does not invalidate the cached
 # base (a config-only change rebuilds only the overlay).  RELAYKIT_BASE_EPOCH overrides.
-DEFAULT_BASE_EPOCH = 1767225600  # 2026-01-01T00:00:00Z
+DEFAULT_BASE_EPOCH = debian.BASE_EPOCH
 
 
 @dataclass(frozen=True)

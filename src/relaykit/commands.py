@@ -16,12 +16,12 @@ from typing import Any
 
 import yaml
 
-from .errors import Diagnostic, RelaykitError
-from .paths import build_dir
-from .profile import LoadedProfile, load_profile, shipped_profiles
-from .render import Rendered, render
-from .tree import write_tree
-from .yamlsrc import loads
+from relaykit.errors import Diagnostic, RelaykitError
+from relaykit.paths import build_dir
+from relaykit.profile.load import LoadedProfile, load_profile, shipped_profiles
+from relaykit.profile.yamlsrc import loads
+from relaykit.render.postfix import Rendered, render
+from relaykit.render.tree import write_tree
 
 Log = Callable[[str], None]
 
@@ -103,20 +103,20 @@ def build(profile: str, *, formats: tuple[str, ...] | None = None, fmt: str | No
     rendered = render(p)
     out_dir = build_dir() / p.name
     # Backends are imported only when used: a config-only image rebuild is timed in bench/.
-    from .buildinfo import build_inputs
+    from relaykit.buildinfo import build_inputs
 
     inputs = build_inputs(mirror=mirror, cache_dir=cache_dir) if wanted else None
     with staging(out_dir) as stage:
         write_tree(rendered.tree, stage / "rootfs")
         write_postconf_edits(rendered, stage / "postconf")
         if "oci" in wanted:
-            from .image_build import build_oci
+            from relaykit.oci.from_profile import build_oci
 
             assert inputs is not None
             path = build_oci(p, rendered, inputs, stage, refresh=refresh, log=log)
             log(f"wrote {out_dir / path.name}")
         if "deb" in wanted:
-            from .deb_build import build_deb
+            from relaykit.deb.from_profile import build_deb
 
             assert inputs is not None
             path = build_deb(p, rendered, inputs, stage, log=log)
@@ -174,7 +174,7 @@ def verify(profile: str, *, fmt: str = "oci", log: Log = stderr) -> tuple[bool, 
     p = load_profile(profile).profile
     out_dir = build_dir() / p.name
     if fmt == "oci":
-        from .oci.verify import verify_image
+        from relaykit.verify.image import verify_image
 
         archive = out_dir / f"{p.name}.oci.tar"
         if not archive.is_file():
@@ -182,7 +182,7 @@ def verify(profile: str, *, fmt: str = "oci", log: Log = stderr) -> tuple[bool, 
                                 hint=f"run: invoke build --profile {profile} --format oci")
         return verify_image(p, archive, log)
     if fmt == "deb":
-        from .deb.verify import verify_deb
+        from relaykit.verify.package import verify_deb
 
         assert p.deb is not None
         debs = sorted(out_dir.glob(f"{p.deb.package}_*.deb"))
@@ -197,7 +197,7 @@ def verify(profile: str, *, fmt: str = "oci", log: Log = stderr) -> tuple[bool, 
 def publish(profile: str, *, registry: str | None, tls_verify: bool = True,
             authfile: Path | None = None, log: Log = stderr) -> list[str]:
     """Push build/<name>/<name>.oci.tar to a registry under every tag of the profile."""
-    from .publish import publish as push
+    from relaykit.publish import publish as push
 
     p = load_profile(profile).profile
     out_dir = build_dir() / p.name

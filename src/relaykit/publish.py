@@ -14,8 +14,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import RelaykitError
-from .model import Profile
+from relaykit.errors import RelaykitError
+from relaykit.profile.model import Profile
 
 Log = Callable[[str], None]
 

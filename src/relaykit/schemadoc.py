@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .profile import load_schema
+from relaykit.profile.load import load_schema
 
 INTRO = """\
 # Profile reference

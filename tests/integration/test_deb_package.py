@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from relaykit import commands
-from relaykit.deb.verify import verify_deb
-from relaykit.profile import load_profile
+from relaykit.profile.load import load_profile
+from relaykit.verify.package import verify_deb
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

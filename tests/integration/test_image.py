@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
-from relaykit import commands, netns, testbed
-from relaykit.engine import ensure_dockerd
-from relaykit.oci import verify as oci_verify
-from relaykit.profile import load_profile
+from relaykit import commands
+from relaykit.profile.load import load_profile
+from relaykit.verify import image as oci_verify
+from relaykit.verify.harness import netns, testbed
+from relaykit.verify.harness.engine import ensure_dockerd
 
 from ..conftest import is_root
 

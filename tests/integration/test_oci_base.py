@@ -28,7 +28,7 @@ from relaykit.oci import (
     overlay_layer,
     write_image,
 )
-from relaykit.tree import Tree
+from relaykit.render.tree import Tree
 
 pytestmark = [
     pytest.mark.integration,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from relaykit.profile import load_profile
-from relaykit.render import render
-from relaykit.tree import write_tree
+from relaykit.profile.load import load_profile
+from relaykit.render.postfix import render
+from relaykit.render.tree import write_tree
 
 pytestmark = [
     pytest.mark.integration,

@@ -14,8 +14,8 @@ from relaykit.deb import contents, pack
 from relaykit.deb.package import fill, gzip_n, master_line, synopsis, units
 from relaykit.errors import RelaykitError
 from relaykit.paths import static_rootfs_dir
-from relaykit.profile import load_profile
-from relaykit.render import render
+from relaykit.profile.load import load_profile
+from relaykit.render.postfix import render
 
 PROFILES = ("roaming", "gazette-2007", "satellite")
 INPUTS = BuildInputs(epoch=1767225600, base_epoch=1767225600, revision="0" * 40,

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from relaykit import fastcheck
-from relaykit.profile import _validator, apply_defaults, load_schema, resolve_extends
-from relaykit.yamlsrc import loads
+from relaykit.profile import fastcheck
+from relaykit.profile.load import _validator, apply_defaults, load_schema, resolve_extends
+from relaykit.profile.yamlsrc import loads
 
 from .test_profile import BASE, BROKEN, REVIEWED
 

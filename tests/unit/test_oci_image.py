@@ -13,7 +13,7 @@ import pytest
 
 from relaykit.errors import RelaykitError
 from relaykit.oci import ImageSpec, LayerBlob, overlay_layer, write_image
-from relaykit.tree import Tree
+from relaykit.render.tree import Tree
 
 EPOCH = 1_700_000_000
 IDS = {"root": 0, "postfix": 102}

@@ -11,7 +11,7 @@ import pytest
 
 from relaykit.errors import RelaykitError
 from relaykit.oci import overlay_layer
-from relaykit.tree import Entry, Tree
+from relaykit.render.tree import Entry, Tree
 
 USERS = {"root": 0, "postfix": 102}
 GROUPS = {"root": 0, "postfix": 105, "sasl": 45}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from relaykit.errors import Level, ProfileError, RelaykitError
-from relaykit.profile import deep_merge, load_profile
+from relaykit.profile.load import deep_merge, load_profile
 
 SHIPPED = ["roaming", "satellite", "gazette-2007"]
 

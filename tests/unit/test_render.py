@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from relaykit.profile import load_profile
-from relaykit.render import SASLAUTHD_SOCKET_DIR, render
-from relaykit.tree import write_tree
+from relaykit.profile.load import load_profile
+from relaykit.render.postfix import SASLAUTHD_SOCKET_DIR, render
+from relaykit.render.tree import write_tree
 
 from ..conftest import ROOT
 
@@ -91,8 +91,9 @@ def test_rendering_twice_is_byte_identical(name: str, tmp_path: Path) -> None:
 def test_render_in_a_fresh_process_is_identical(tmp_path: Path) -> None:
     """Hash seeds and dict order must not leak into the output."""
     script = ("import sys; sys.path.insert(0, 'src');"
-              "from pathlib import Path; from relaykit.profile import load_profile;"
-              "from relaykit.render import render; from relaykit.tree import write_tree;"
+              "from pathlib import Path; from relaykit.profile.load import load_profile;"
+              "from relaykit.render.postfix import render;"
+              "from relaykit.render.tree import write_tree;"
               "write_tree(render(load_profile('gazette-2007').profile).tree, Path(sys.argv[1]))")
     for out, seed in (("a", "1"), ("b", "2")):
         subprocess.run([sys.executable, "-c", script, str(tmp_path / out)], cwd=ROOT,

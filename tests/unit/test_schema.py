@@ -7,7 +7,7 @@ from typing import Any
 
 import jsonschema
 
-from relaykit.profile import load_schema
+from relaykit.profile.load import load_schema
 
 
 def _objects(node: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from relaykit.testbed import self_signed
+from relaykit.verify.harness.testbed import self_signed
 from relaykit.verify.sink import SinkConfig, SinkThread, parse_listen
 
 

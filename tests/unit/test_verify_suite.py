@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from relaykit.testbed import self_signed
+from relaykit.verify.harness.testbed import self_signed
 from relaykit.verify.model import (
     CheckResult,
     Expectations,

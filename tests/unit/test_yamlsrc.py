@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from relaykit.yamlsrc import YamlSyntaxError, format_path, loads
+from relaykit.profile.yamlsrc import YamlSyntaxError, format_path, loads
 
 DOC = """\
 name: x

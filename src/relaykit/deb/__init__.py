@@ -3,7 +3,7 @@ throwaway-root install test (verify.py, root.py)."""
 
 from __future__ import annotations
 
-from .build import pack
-from .package import DebContents, DebFile, contents
+from relaykit.deb.build import pack
+from relaykit.deb.package import DebContents, DebFile, contents
 
 __all__ = ["DebContents", "DebFile", "contents", "pack"]

@@ -13,8 +13,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ..errors import RelaykitError
-from .package import DebContents
+from relaykit.deb.package import DebContents
+from relaykit.errors import RelaykitError
 
 SCRIPTS = frozenset({"preinst", "postinst", "prerm", "postrm", "config"})
 

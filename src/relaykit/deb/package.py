@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from ..buildinfo import BuildInputs
-from ..errors import RelaykitError
-from ..model import DebOutput, Profile
-from ..render import SASLAUTHD_SOCKET_DIR, MasterEntry, Rendered, config_tree
+from relaykit import debian
+from relaykit.buildinfo import BuildInputs
+from relaykit.debian import SASLAUTHD_SOCKET_DIR
+from relaykit.errors import RelaykitError
+from relaykit.profile.model import DebOutput, Profile
+from relaykit.render.postfix import MasterEntry, Rendered, config_tree
 
 # Depends of every relaykit package (the list); postfix >= 3.6 for
 # compatibility_level 3.6 and `-o { k = v }` in master.cf.
@@ -31,8 +33,6 @@ BASE_DEPENDS = ("postfix (>= 3.6)", "sasl2-bin", "libsasl2-modules", "openssl",
 VIRTUAL = "relaykit-relay"
 COMMON_SH = "/usr/lib/relaykit/common.sh"
 SYNC_COMMAND = "/usr/sbin/relaykit-sasldb-sync"
-# Debian 12 has no /usr-merged package contents (DEP 17 moved units to /usr in 13).
-UNIT_DIRS = {"bookworm": "/lib/systemd/system", "trixie": "/usr/lib/systemd/system"}
 SASLAUTHD_UNIT = "relaykit-saslauthd.service"
 SYNC_PATH_UNIT = "relaykit-sasldb-sync.path"
 SYNC_SERVICE_UNIT = "relaykit-sasldb-sync.service"
@@ -96,11 +96,7 @@ def units(p: Profile) -> tuple[str, ...]:
 
 
 def unit_dir(p: Profile) -> str:
-    try:
-        return UNIT_DIRS[p.base.suite]
-    except KeyError:
-        raise RelaykitError(f"no .deb target for suite {p.base.suite!r}",
-                            hint="use base.suite trixie or bookworm") from None
+    return debian.suite(p.base.suite).unit_dir
 
 
 # --- data files --------------------------------------------------------------------------
@@ -307,6 +303,7 @@ def script_values(p: Profile) -> dict[str, str]:
         "AUXPROP": "yes" if uses_auxprop(p) else "no",
         "UNITS": " ".join(units(p)),
         "SOCKET_DIR": SASLAUTHD_SOCKET_DIR,
+        "CHROOT_SASLDB": debian.CHROOT_SASLDB,
         "SYNC_NOTE": readme_sync_note(p),
     }
 

@@ -6,9 +6,8 @@ import dataclasses
 import tempfile
 from pathlib import Path
 
-from ..tree import Tree
-from ._tar import LayerBlob
-from .base import (
+from relaykit.oci._tar import LayerBlob
+from relaykit.oci.base import (
     DEFAULT_EXCLUDES,
     REQUIRED_PACKAGES,
     BaseLayer,
@@ -18,8 +17,9 @@ from .base import (
     cache_key,
     default_cache_dir,
 )
-from .image import ImageRecord, ImageSpec, write_image
-from .layer import overlay_layer
+from relaykit.oci.image import ImageRecord, ImageSpec, write_image
+from relaykit.oci.layer import overlay_layer
+from relaykit.render.tree import Tree
 
 
 def build_image(*, base: BaseSpec, overlay: Tree, image: ImageSpec, out: Path,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import RelaykitError
+from relaykit.errors import RelaykitError
 
 GZIP_LEVEL = 6  # measured: level 6 is ~2x slower than 1 but ~10% smaller; layers are cached
 COPY_CHUNK = 1 << 20

@@ -24,13 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from ..errors import RelaykitError
-from ..paths import cache_dir
-from ._tar import LayerBlob, Member, order_key, write_layer
+from relaykit import debian
+from relaykit.errors import RelaykitError
+from relaykit.oci._tar import LayerBlob, Member, order_key, write_layer
+from relaykit.paths import cache_dir
 
 FORMAT_VERSION = 1  # bump when the post-processing changes: it invalidates every cache key
-SUPPORTED_SUITES = ("trixie", "bookworm")
-REQUIRED_PACKAGES = ("postfix", "sasl2-bin", "libsasl2-modules", "ca-certificates", "openssl")
+SUPPORTED_SUITES = tuple(debian.SUITES)
+REQUIRED_PACKAGES = debian.RELAY_PACKAGES
 
 # dpkg filters (last match wins): no docs, man pages, info, translations or lintian
 # overrides; keep the copyright files (licence obligations) and locale.alias.

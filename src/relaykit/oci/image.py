@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..errors import RelaykitError
-from ._tar import (
+from relaykit.errors import RelaykitError
+from relaykit.oci._tar import (
     LayerBlob,
     Member,
     closing_members,

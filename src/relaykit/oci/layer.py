@@ -11,9 +11,9 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import RelaykitError
-from ..tree import Entry, Tree
-from ._tar import LayerBlob, Member, order_key, write_layer
+from relaykit.errors import RelaykitError
+from relaykit.oci._tar import LayerBlob, Member, order_key, write_layer
+from relaykit.render.tree import Entry, Tree
 
 _TYPES = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE}
 

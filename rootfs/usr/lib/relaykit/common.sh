@@ -2,8 +2,11 @@
 # Sourced, not executed.  Never print a password: errors name files and line numbers.
 
 RELAYKIT_CONF=${RELAYKIT_CONF:-/etc/relaykit/relaykit.conf}
-SASLDB=/etc/sasldb2
-CHROOT_SASLDB=/var/spool/postfix/etc/sasldb2
+# Paths come from the rendered configuration (relaykit.debian is their one home).
+# shellcheck source=/dev/null
+. "$RELAYKIT_CONF"
+SASLDB=$RELAYKIT_SASLDB
+CHROOT_SASLDB=$RELAYKIT_CHROOT_SASLDB
 
 log() { printf 'relaykit: %s\n' "$*" >&2; }
 die() { printf 'relaykit: error: %s\n' "$*" >&2; exit 64; }

@@ -17,17 +17,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import RelaykitError
+from relaykit import debian
+from relaykit.errors import RelaykitError
 
 Log = Callable[[str], None]
 
 ROOT_FORMAT = 1  # bump when the recipe changes: it changes every cache key
-SUITES = ("trixie", "bookworm")
 # systemd as PID 1 (services the package enables must really start) + the package's
 # Depends; postfix's debconf default ("Internet Site") is fine with no frontend.
-ROOT_PACKAGES = ("systemd", "systemd-sysv", "dbus", "ca-certificates", "postfix",
-                 "sasl2-bin", "libsasl2-modules", "openssl", "adduser")
-ROOT_EPOCH = 1767225600
+ROOT_PACKAGES = debian.TEST_ROOT_PACKAGES
+ROOT_EPOCH = debian.BASE_EPOCH
 IMAGE_REPO = "relaykit-debroot"
 
 
@@ -67,8 +66,9 @@ def _mmdebstrap(suite: str, packages: tuple[str, ...], mirror: str | None, out: 
 def systemd_root(suite: str, *, cache_dir: Path, mirror: str | None = None,
                  extra_packages: tuple[str, ...] = (), log: Log = print) -> str:
     """The Docker image tag of a bootable root for suite, built on first use."""
-    if suite not in SUITES:
-        raise RelaykitError(f"no test root for suite {suite!r}", hint="trixie or bookworm")
+    if suite not in debian.SUITES:
+        raise RelaykitError(f"no test root for suite {suite!r}",
+                            hint="one of: " + ", ".join(debian.SUITES))
     packages = tuple(dict.fromkeys(ROOT_PACKAGES + extra_packages))
     key = root_key(suite, packages, mirror)
     tag = f"{IMAGE_REPO}:{suite}-{key}"

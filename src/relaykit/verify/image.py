@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import conformance, netns, testbed
-from ..errors import RelaykitError
-from ..model import Profile
-from ..verify.model import CheckResult
-from ..verify.suite import format_table, run_suite_via
+from relaykit.errors import RelaykitError
+from relaykit.profile.model import Profile
+from relaykit.verify import expect as conformance
+from relaykit.verify.harness import netns, testbed
+from relaykit.verify.model import CheckResult
+from relaykit.verify.suite import format_table, run_suite_via
 
 Log = Callable[[str], None]
 SINK_PORT = 2525  # relayhost for relays: plain sink on the container's loopback

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .model import PLAINTEXT_MECHANISMS, Listener, Profile
-from .verify.model import Expectations
-from .verify.model import Listener as WireListener
+from relaykit.profile.model import PLAINTEXT_MECHANISMS, Listener, Profile
+from relaykit.verify.model import Expectations
+from relaykit.verify.model import Listener as WireListener
 
 
 def offered_mechanisms(p: Profile, lis: Listener, *, inside_tls: bool) -> frozenset[str]:

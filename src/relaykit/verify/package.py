@@ -18,20 +18,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..conformance import expectations
-from ..errors import RelaykitError
-from ..model import Profile
-from ..netns import client_link
-from ..testbed import TEST_USER, new_password, sink
-from ..verify import format_table, run_suite_via
-from ..verify.model import CheckResult, pem_sha256
-from .package import deb_output, units, uses_auxprop
-from .root import systemd_root
+from relaykit import debian
+from relaykit.deb.package import deb_output, units, uses_auxprop
+from relaykit.errors import RelaykitError
+from relaykit.profile.model import Profile
+from relaykit.verify.expect import expectations
+from relaykit.verify.harness.debroot import systemd_root
+from relaykit.verify.harness.netns import client_link
+from relaykit.verify.harness.testbed import TEST_USER, new_password, sink
+from relaykit.verify.model import CheckResult, pem_sha256
+from relaykit.verify.suite import format_table, run_suite_via
 
 Log = Callable[[str], None]
 
 SINK = "127.0.0.1:2525"
-CHROOT_SASLDB = "/var/spool/postfix/etc/sasldb2"
+CHROOT_SASLDB = debian.CHROOT_SASLDB
 LOCAL_EDIT = "# relaykit verify: a local edit that an upgrade must keep"
 EDITED_CONFFILE = "/etc/relaykit/relaykit.conf"
 APT_NONINTERACTIVE = ("-o", "Dpkg::Options::=--force-confdef",
@@ -202,8 +203,8 @@ SMARTHOST = "127.0.0.1:2587"
 def _smarthost(box: Box, p: Profile, work: Path) -> str:
     """As docs/deb.md tells the admin: sasl_passwd keyed like the relayhost, postmap,
     relayhost; then local mail must reach a smarthost that demands STARTTLS + AUTH."""
-    from ..oci.verify import submit_and_expect
-    from ..testbed import self_signed, write_secret
+    from relaykit.verify.harness.testbed import self_signed, write_secret
+    from relaykit.verify.image import submit_and_expect
 
     host, port = SMARTHOST.rsplit(":", 1)
     relayhost, user, pw = f"[{host}]:{port}", "satellite", new_password()
@@ -277,7 +278,7 @@ def verify_deb(profile: Profile, deb_path: Path, *, log: Log, upgrade_to: Path |
     """install -> services -> user -> SMTP suite -> [upgrade] -> remove -> purge -> diff.
 
     Prints a pass/fail table; True when every step passed."""
-    from ..oci import default_cache_dir
+    from relaykit.oci import default_cache_dir
 
     steps = Steps(log)
     ok, detail, sec = _timed(lambda: systemd_root(

@@ -6,12 +6,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .buildinfo import BuildInputs
-from .deb import contents, pack
-from .deb.package import deb_output
-from .model import Profile
-from .paths import static_rootfs_dir
-from .render import Rendered
+from relaykit.buildinfo import BuildInputs
+from relaykit.deb import contents, pack
+from relaykit.deb.package import deb_output
+from relaykit.paths import static_rootfs_dir
+from relaykit.profile.model import Profile
+from relaykit.render.postfix import Rendered
 
 Log = Callable[[str], None]
 

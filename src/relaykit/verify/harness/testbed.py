@@ -12,8 +12,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import RelaykitError
-from .verify.model import pem_sha256
+from relaykit.errors import RelaykitError
+from relaykit.verify.model import pem_sha256
 
 TEST_USER = "rk-tester"
 

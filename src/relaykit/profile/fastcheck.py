@@ -14,7 +14,7 @@ from collections.abc import Sized
 from functools import cache
 from typing import Any
 
-ANNOTATIONS = frozenset({"$schema", "$id", "title", "description", "default"})
+ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "title", "description", "default"})
 TYPES: dict[str, Any] = {
     "object": lambda x: isinstance(x, dict),
     "array": lambda x: isinstance(x, list),

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .errors import RelaykitError
+from relaykit.errors import RelaykitError
 
 
 @dataclass(frozen=True)

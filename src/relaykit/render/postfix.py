@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import RelaykitError
-from .model import DEFAULT_RELAY_RESTRICTIONS, Listener, Profile
-from .tree import Tree
+from relaykit import debian
+from relaykit.debian import (
+    POSTFIX_CHROOT,
+    SASLAUTHD_RUN_IN_CHROOT,
+    SASLAUTHD_SOCKET_DIR,
+    SASLDB_IN_CHROOT,
+)
+from relaykit.errors import RelaykitError
+from relaykit.profile.model import DEFAULT_RELAY_RESTRICTIONS, Listener, Profile
+from relaykit.render.tree import Tree
 
-POSTFIX_CHROOT = "/var/spool/postfix"
 SASL_CONFIG_DIR = "/etc/postfix/sasl"
-SASLAUTHD_RUN_IN_CHROOT = "/var/run/saslauthd"
-SASLAUTHD_SOCKET_DIR = POSTFIX_CHROOT + SASLAUTHD_RUN_IN_CHROOT
-SASLDB_IN_CHROOT = "/etc/sasldb2"
 SASL_PASSWD = "/etc/postfix/sasl_passwd"
 SASLAUTHD_DEFAULTS = "/etc/default/saslauthd-relaykit"
 RUNTIME_CONF = "/etc/relaykit/relaykit.conf"
@@ -310,6 +313,10 @@ def render_runtime_conf(p: Profile) -> str:
         "RELAYKIT_TLS_MANAGED": _yn(p.tls.managed),
         "RELAYKIT_TLS_CERT": p.tls.cert_file,
         "RELAYKIT_TLS_KEY": p.tls.key_file,
+        # Debian paths the scripts use, from relaykit.debian (their one home).
+        "RELAYKIT_SASLDB": debian.SASLDB,
+        "RELAYKIT_CHROOT_SASLDB": debian.CHROOT_SASLDB,
+        "RELAYKIT_SASLAUTHD_SOCKET": f"{SASLAUTHD_SOCKET_DIR}/mux",
         # Maps to index with postmap (texthash maps are read as they are).
         "RELAYKIT_MAPS": " ".join(m.reference for m in p.restrictions.maps if m.type == "hash"),
         "RELAYKIT_LISTEN_ENDPOINTS": " ".join(_endpoint(p, lis) for lis in p.listeners),

@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .errors import RelaykitError
+from relaykit.errors import RelaykitError
 
 SOCKET = Path("/var/run/docker.sock")
 

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import Level
-from .model import DEFAULT_RELAY_RESTRICTIONS, PLAINTEXT_MECHANISMS
-from .yamlsrc import PathKey
+from relaykit.errors import Level
+from relaykit.profile.model import DEFAULT_RELAY_RESTRICTIONS, PLAINTEXT_MECHANISMS
+from relaykit.profile.yamlsrc import PathKey
 
 Doc = dict[str, Any]
 

@@ -19,11 +19,12 @@ if TYPE_CHECKING:
     import jsonschema
 
 
-from . import fastcheck, policy, yamlsrc
-from .errors import Diagnostic, Level, ProfileError, RelaykitError
-from .model import Profile, build_profile
-from .paths import profiles_dir, schema_file
-from .yamlsrc import Loc, Located, PathKey, format_path
+from relaykit import debian
+from relaykit.errors import Diagnostic, Level, ProfileError, RelaykitError
+from relaykit.paths import profiles_dir, schema_file
+from relaykit.profile import fastcheck, policy, yamlsrc
+from relaykit.profile.model import Profile, build_profile
+from relaykit.profile.yamlsrc import Loc, Located, PathKey, format_path
 
 MAX_EXTENDS_DEPTH = 8
 
@@ -39,6 +40,10 @@ class LoadedProfile:
 def load_schema() -> dict[str, Any]:
     with schema_file().open(encoding="utf-8") as f:
         schema: dict[str, Any] = json.load(f)
+    # Supported suites have one home (relaykit.debian); the schema file leaves them out.
+    suite = schema["properties"]["base"]["properties"]["suite"]
+    suite["enum"] = list(debian.SUITES)
+    suite["default"] = debian.DEFAULT_SUITE
     return schema
 
 

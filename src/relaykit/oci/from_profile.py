@@ -7,18 +7,17 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from . import oci
-from .buildinfo import BuildInputs, host_architecture
-from .model import Profile
-from .oci.image import rfc3339
-from .paths import static_rootfs_dir
-from .render import Rendered
-from .tree import Tree, load_static_tree
+from relaykit import debian, oci
+from relaykit.buildinfo import BuildInputs, host_architecture
+from relaykit.oci.image import rfc3339
+from relaykit.paths import static_rootfs_dir
+from relaykit.profile.model import Profile
+from relaykit.render.postfix import Rendered
+from relaykit.render.tree import Tree, load_static_tree
 
 ENTRYPOINT = "/usr/lib/relaykit/entrypoint"
 HEALTHCHECK = "/usr/lib/relaykit/healthcheck"
-# The image needs no more than this beside the profile's extras; bash runs the entrypoint.
-IMAGE_PACKAGES = (*oci.REQUIRED_PACKAGES, "bash", "adduser", "coreutils")
+IMAGE_PACKAGES = debian.IMAGE_PACKAGES
 
 
 def image_overlay(rendered: Rendered) -> Tree:

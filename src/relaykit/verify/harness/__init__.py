@@ -1,0 +1,2 @@
+"""Where verification runs: network namespaces, a Docker engine, Debian test roots,
+test secrets and the sink that stands in for the next hop."""
