@@ -15,7 +15,7 @@ from pathlib import Path
 
 from relaykit import debian, paths
 from relaykit.errors import RelaykitError
-from relaykit.paths import project_root
+from relaykit.paths import checkout
 
 # The base layer's clamp time: fixed, so a new commit does not invalidate the cached
 # base (a config-only change rebuilds only the overlay).  RELAYKIT_BASE_EPOCH overrides.
@@ -32,8 +32,11 @@ class BuildInputs:
 
 
 def _git(*args: str) -> str | None:
+    root = checkout()  # installed from a wheel: no revision (never the cwd's repository)
+    if root is None:
+        return None
     try:
-        proc = subprocess.run(["git", *args], cwd=project_root(), capture_output=True,
+        proc = subprocess.run(["git", *args], cwd=root, capture_output=True,
                               text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None

@@ -1,36 +1,55 @@
 """What the tasks do, as plain functions: options in, results or RelaykitError out.
 
-tasks.py stays a thin shell over these, so they are testable without invoke.
+relaykit.cli stays a thin shell over these, so they are testable without invoke.
+Each artifact format is one Backend (build it, find it, verify it): adding a format is
+one Format member and one BACKENDS entry.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from relaykit import ui
 from relaykit.errors import Diagnostic, RelaykitError
 from relaykit.paths import build_dir
 from relaykit.profile.load import LoadedProfile, load_profile, shipped_profiles
 from relaykit.profile.yamlsrc import loads
 from relaykit.render.postfix import Rendered, render
 from relaykit.render.tree import write_tree
+from relaykit.ui import Log
 
-Log = Callable[[str], None]
+if TYPE_CHECKING:
+    from relaykit.buildinfo import BuildInputs
+    from relaykit.profile.model import Profile
 
 
-def stderr(msg: str) -> None:
-    print(msg, file=sys.stderr)
+class Format(StrEnum):
+    """An artifact `build` makes and `verify` proves; one Backend each."""
+
+    OCI = "oci"
+    DEB = "deb"
 
 
-def report_warnings(warnings: tuple[Diagnostic, ...], log: Log = stderr) -> None:
+class Selector(StrEnum):
+    """The --format values that name a set of formats rather than one."""
+
+    ALL = "all"
+    NONE = "none"
+
+
+FORMAT_CHOICES = ", ".join([*Format, *Selector])
+
+
+def report_warnings(warnings: tuple[Diagnostic, ...], log: Log = ui.log) -> None:
     for w in warnings:
         log(w.format())
 
@@ -64,62 +83,126 @@ class RenderResult:
     out_dir: Path  # build/<name>
 
 
-def render_profile(profile: str, *, strict: bool = False, log: Log = stderr) -> RenderResult:
+def render_profile(profile: str, *, strict: bool = False, log: Log = ui.log) -> RenderResult:
     """Validate, render, and replace build/<name>/rootfs and postconf/ atomically."""
     return build(profile, formats=(), strict=strict, log=log)
 
 
-FORMATS = ("oci", "deb")
+# --- backends -------------------------------------------------------------------------
+# Backend modules are imported only when used: a config-only image rebuild is timed in
+# bench/, and `validate` must not pay for the docker SDK.
+
+def _build_oci(p: Profile, rendered: Rendered, inputs: BuildInputs, stage: Path,
+               refresh: bool, log: Log) -> Path:
+    from relaykit.oci.from_profile import build_oci
+
+    return build_oci(p, rendered, inputs, stage, refresh=refresh, log=log)
 
 
-def resolve_formats(requested: str | None, declared: tuple[str, ...]) -> tuple[str, ...]:
+def _build_deb(p: Profile, rendered: Rendered, inputs: BuildInputs, stage: Path,
+               refresh: bool, log: Log) -> Path:
+    from relaykit.deb.from_profile import build_deb
+
+    return build_deb(p, rendered, inputs, stage, log=log)
+
+
+def _oci_artifact(p: Profile, out_dir: Path) -> Path | None:
+    archive = out_dir / f"{p.name}.oci.tar"
+    return archive if archive.is_file() else None
+
+
+def _deb_artifact(p: Profile, out_dir: Path) -> Path | None:
+    assert p.deb is not None
+    debs = sorted(out_dir.glob(f"{p.deb.package}_*.deb"))
+    return debs[-1] if debs else None
+
+
+def _verify_oci(p: Profile, artifact: Path, log: Log) -> tuple[bool, str]:
+    from relaykit.verify.image import verify_image
+
+    return verify_image(p, artifact, log)
+
+
+def _verify_deb(p: Profile, artifact: Path, log: Log) -> tuple[bool, str]:
+    from relaykit.verify.package import verify_deb
+
+    return verify_deb(p, artifact, log=log), ""  # verify_deb logs its table as it goes
+
+
+@dataclass(frozen=True)
+class Backend:
+    """How one format is built from a rendered profile, found in build/<name>/, verified."""
+
+    format: Format
+    declared: Callable[[Profile], bool]  # the profile has this format's outputs section
+    missing_hint: str
+    build: Callable[[Profile, Rendered, BuildInputs, Path, bool, Log], Path]
+    artifact: Callable[[Profile, Path], Path | None]
+    verify: Callable[[Profile, Path, Log], tuple[bool, str]]
+
+
+BACKENDS: dict[Format, Backend] = {
+    Format.OCI: Backend(Format.OCI, lambda p: p.oci is not None,
+                        "add outputs: {oci: {name: ...}} to the profile",
+                        _build_oci, _oci_artifact, _verify_oci),
+    Format.DEB: Backend(Format.DEB, lambda p: p.deb is not None,
+                        "add outputs: {deb: {package, version, maintainer}}",
+                        _build_deb, _deb_artifact, _verify_deb),
+}
+
+
+def parse_format(value: str | Format) -> Format:
+    try:
+        return Format(value)
+    except ValueError:
+        raise RelaykitError(f"unknown format {value!r}",
+                            hint="use " + " or ".join(Format)) from None
+
+
+def resolve_formats(requested: str | None, declared: tuple[str, ...]) -> tuple[Format, ...]:
     """--format oci|deb|all|none; default: what the profile's outputs declare."""
     if requested is None:
-        return declared
-    if requested == "all":
-        return FORMATS
-    if requested == "none":
+        return tuple(parse_format(name) for name in declared)
+    if requested == Selector.ALL:
+        return tuple(Format)
+    if requested == Selector.NONE:
         return ()
-    if requested not in FORMATS:
-        raise RelaykitError(f"unknown format {requested!r}", hint="use oci, deb, all or none")
-    return (requested,)
+    if requested not in set(Format):
+        raise RelaykitError(f"unknown format {requested!r}", hint=f"use {FORMAT_CHOICES}")
+    return (Format(requested),)
+
+
+def _backends_for(p: Profile, wanted: tuple[Format, ...]) -> list[Backend]:
+    backends = [BACKENDS[fmt] for fmt in wanted]
+    for backend in backends:
+        if not backend.declared(p):
+            raise RelaykitError(f"profile {p.name!r} declares no outputs.{backend.format}",
+                                hint=backend.missing_hint)
+    return backends
 
 
 def build(profile: str, *, formats: tuple[str, ...] | None = None, fmt: str | None = None,
           strict: bool = False, refresh: bool = False, mirror: str | None = None,
-          cache_dir: Path | None = None, log: Log = stderr) -> RenderResult:
+          cache_dir: Path | None = None, log: Log = ui.log) -> RenderResult:
     """Validate, render, then build each format; build/<name>/ changes only on success."""
     loaded = load_profile(profile, strict=strict)
     report_warnings(loaded.warnings, log)
     p = loaded.profile
-    wanted = formats if formats is not None else resolve_formats(fmt, p.formats)
-    for name in wanted:
-        if name == "oci" and p.oci is None:
-            raise RelaykitError(f"profile {p.name!r} declares no outputs.oci",
-                                hint="add outputs: {oci: {name: ...}} to the profile")
-        if name == "deb" and p.deb is None:
-            raise RelaykitError(f"profile {p.name!r} declares no outputs.deb",
-                                hint="add outputs: {deb: {package, version, maintainer}}")
+    wanted = (tuple(parse_format(f) for f in formats) if formats is not None
+              else resolve_formats(fmt, p.formats))
+    backends = _backends_for(p, wanted)
     rendered = render(p)
     out_dir = build_dir() / p.name
-    # Backends are imported only when used: a config-only image rebuild is timed in bench/.
-    from relaykit.buildinfo import build_inputs
-
-    inputs = build_inputs(mirror=mirror, cache_dir=cache_dir) if wanted else None
     with staging(out_dir) as stage:
         write_tree(rendered.tree, stage / "rootfs")
         write_postconf_edits(rendered, stage / "postconf")
-        if "oci" in wanted:
-            from relaykit.oci.from_profile import build_oci
+        if backends:
+            from relaykit.buildinfo import build_inputs
 
-            assert inputs is not None
-            path = build_oci(p, rendered, inputs, stage, refresh=refresh, log=log)
-            log(f"wrote {out_dir / path.name}")
-        if "deb" in wanted:
-            from relaykit.deb.from_profile import build_deb
-
-            assert inputs is not None
-            path = build_deb(p, rendered, inputs, stage, log=log)
+            inputs = build_inputs(mirror=mirror, cache_dir=cache_dir)
+        for backend in backends:
+            with ui.complete_step(f"building {backend.format} for {p.name}"):
+                path = backend.build(p, rendered, inputs, stage, refresh, log)
             log(f"wrote {out_dir / path.name}")
     return RenderResult(loaded, rendered, out_dir)
 
@@ -169,33 +252,22 @@ class staging:
             self.final.parent.rmdir()
 
 
-def verify(profile: str, *, fmt: str = "oci", log: Log = stderr) -> tuple[bool, str]:
+def verify(profile: str, *, fmt: str = Format.OCI, log: Log = ui.log) -> tuple[bool, str]:
     """Boot what `build` wrote for this profile and run the conformance suite on it."""
     p = load_profile(profile).profile
+    backend = _backends_for(p, (parse_format(fmt),))[0]
     out_dir = build_dir() / p.name
-    if fmt == "oci":
-        from relaykit.verify.image import verify_image
-
-        archive = out_dir / f"{p.name}.oci.tar"
-        if not archive.is_file():
-            raise RelaykitError(f"no image at {archive}",
-                                hint=f"run: invoke build --profile {profile} --format oci")
-        return verify_image(p, archive, log)
-    if fmt == "deb":
-        from relaykit.verify.package import verify_deb
-
-        assert p.deb is not None
-        debs = sorted(out_dir.glob(f"{p.deb.package}_*.deb"))
-        if not debs:
-            raise RelaykitError(f"no package in {out_dir}",
-                                hint=f"run: invoke build --profile {profile} --format deb")
-        # verify_deb prints its own table as it goes.
-        return verify_deb(p, debs[-1], log=log), ""
-    raise RelaykitError(f"unknown format {fmt!r}", hint="use oci or deb")
+    artifact = backend.artifact(p, out_dir)
+    if artifact is None:
+        raise RelaykitError(f"no {backend.format} artifact of {p.name!r} in {out_dir}",
+                            hint=f"run: relaykit build --profile {profile} "
+                                 f"--format {backend.format}")
+    with ui.complete_step(f"verifying {artifact.name}"):
+        return backend.verify(p, artifact, log)
 
 
 def publish(profile: str, *, registry: str | None, tls_verify: bool = True,
-            authfile: Path | None = None, log: Log = stderr) -> list[str]:
+            authfile: Path | None = None, log: Log = ui.log) -> list[str]:
     """Push build/<name>/<name>.oci.tar to a registry under every tag of the profile."""
     from relaykit.publish import publish as push
 
