@@ -234,4 +234,10 @@ program = RelaykitProgram(name="relaykit", binary="relaykit", namespace=namespac
 
 def main() -> None:
     """Console entry point (pyproject [project.scripts])."""
-    program.run()
+    try:
+        program.run()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `relaykit show ... | head`: the reader left; that is not an error worth a trace.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
