@@ -11,13 +11,11 @@ import hashlib
 import json
 import shutil
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 from relaykit.errors import RelaykitError
 from relaykit.profile.model import Profile
-
-Log = Callable[[str], None]
+from relaykit.ui import Log
 
 
 def _skopeo() -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from relaykit.buildinfo import BuildInputs
@@ -12,8 +11,7 @@ from relaykit.deb.package import deb_output
 from relaykit.paths import static_rootfs_dir
 from relaykit.profile.model import Profile
 from relaykit.render.postfix import Rendered
-
-Log = Callable[[str], None]
+from relaykit.ui import Log
 
 
 def deb_filename(p: Profile) -> str:

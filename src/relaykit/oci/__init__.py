@@ -12,7 +12,6 @@ from relaykit.oci.base import (
     REQUIRED_PACKAGES,
     BaseLayer,
     BaseSpec,
-    Log,
     build_base,
     cache_key,
     default_cache_dir,
@@ -20,6 +19,7 @@ from relaykit.oci.base import (
 from relaykit.oci.image import ImageRecord, ImageSpec, write_image
 from relaykit.oci.layer import overlay_layer
 from relaykit.render.tree import Tree
+from relaykit.ui import Log
 
 
 def build_image(*, base: BaseSpec, overlay: Tree, image: ImageSpec, out: Path,

@@ -19,7 +19,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -28,6 +28,7 @@ from relaykit import debian
 from relaykit.errors import RelaykitError
 from relaykit.oci._tar import LayerBlob, Member, order_key, write_layer
 from relaykit.paths import cache_dir
+from relaykit.ui import Log, complete_step
 
 FORMAT_VERSION = 1  # bump when the post-processing changes: it invalidates every cache key
 SUPPORTED_SUITES = tuple(debian.SUITES)
@@ -65,8 +66,6 @@ _SNAKEOIL = "ssl-cert-snakeoil.pem"
 _PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+)?$")
 _ARCH_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _FILTER_RE = re.compile(r"^path-(exclude|include)=/\S+$")
-
-Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -293,8 +292,8 @@ def build_base(spec: BaseSpec, cache_dir: Path, refresh: bool = False,
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:12]}-", dir=entry.parent))
     try:
         start = time.monotonic()
-        log(f"base {spec.suite}/{spec.architecture}: running mmdebstrap (takes a while)")
-        blob, filt = _stream_build(spec, tmp, log)
+        with complete_step(f"building base {spec.suite}/{spec.architecture} (mmdebstrap)"):
+            blob, filt = _stream_build(spec, tmp, log)
         (tmp / "mmdebstrap.log").unlink()
         _write_meta(tmp / "meta.json", key, spec, blob, filt)
         _publish(tmp, entry)

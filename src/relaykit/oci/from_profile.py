@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 from relaykit import debian, oci
@@ -14,6 +13,7 @@ from relaykit.paths import static_rootfs_dir
 from relaykit.profile.model import Profile
 from relaykit.render.postfix import Rendered
 from relaykit.render.tree import Tree, load_static_tree
+from relaykit.ui import Log
 
 ENTRYPOINT = "/usr/lib/relaykit/entrypoint"
 HEALTHCHECK = "/usr/lib/relaykit/healthcheck"
@@ -81,7 +81,7 @@ def image_spec(p: Profile, inputs: BuildInputs) -> oci.ImageSpec:
 
 
 def build_oci(p: Profile, rendered: Rendered, inputs: BuildInputs, out_dir: Path, *,
-              refresh: bool = False, log: Callable[[str], None] = print) -> Path:
+              refresh: bool = False, log: Log = print) -> Path:
     """Write <out_dir>/<name>.oci.tar and its build record <name>.oci.json."""
     base = base_spec(p, inputs)
     out = out_dir / f"{p.name}.oci.tar"

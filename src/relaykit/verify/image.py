@@ -12,19 +12,19 @@ import contextlib
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from relaykit.errors import RelaykitError
 from relaykit.profile.model import Profile
+from relaykit.ui import Log
 from relaykit.verify import expect as conformance
 from relaykit.verify.harness import netns, testbed
 from relaykit.verify.model import CheckResult
 from relaykit.verify.suite import format_table, run_suite_via
 
-Log = Callable[[str], None]
 SINK_PORT = 2525  # relayhost for relays: plain sink on the container's loopback
 SMARTHOST_PORT = 2587  # for satellites: a sink that demands STARTTLS + AUTH
 

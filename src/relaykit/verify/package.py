@@ -22,14 +22,13 @@ from relaykit import debian
 from relaykit.deb.package import deb_output, units, uses_auxprop
 from relaykit.errors import RelaykitError
 from relaykit.profile.model import Profile
+from relaykit.ui import Log
 from relaykit.verify.expect import expectations
 from relaykit.verify.harness.debroot import systemd_root
 from relaykit.verify.harness.netns import client_link
 from relaykit.verify.harness.testbed import TEST_USER, new_password, sink
 from relaykit.verify.model import CheckResult, pem_sha256
 from relaykit.verify.suite import format_table, run_suite_via
-
-Log = Callable[[str], None]
 
 SINK = "127.0.0.1:2525"
 CHROOT_SASLDB = debian.CHROOT_SASLDB

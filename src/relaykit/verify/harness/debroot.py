@@ -14,13 +14,11 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from relaykit import debian
 from relaykit.errors import RelaykitError
-
-Log = Callable[[str], None]
+from relaykit.ui import Log, complete_step
 
 ROOT_FORMAT = 1  # bump when the recipe changes: it changes every cache key
 # systemd as PID 1 (services the package enables must really start) + the package's
@@ -78,8 +76,10 @@ def systemd_root(suite: str, *, cache_dir: Path, mirror: str | None = None,
     if not tar.exists():
         tar.parent.mkdir(parents=True, exist_ok=True)
         tmp = tar.with_name(f".{tar.name}.{os.getpid()}")
-        _mmdebstrap(suite, packages, mirror, tmp, log)
+        with complete_step(f"building test root {suite} (mmdebstrap)"):
+            _mmdebstrap(suite, packages, mirror, tmp, log)
         os.replace(tmp, tar)
-    _docker("import", str(tar), tag)
+    with complete_step(f"importing test root {suite} into Docker"):
+        _docker("import", str(tar), tag)
     log(f"debroot {suite}: imported as {tag}")
     return tag
