@@ -113,7 +113,7 @@ def test_debug_shows_traceback_with_the_same_message_and_exit_code(tmp_path: Pat
     for how, proc in runs.items():
         assert proc.returncode == 2, how
         assert "Traceback (most recent call last)" in proc.stderr, how
-        assert "relaykit/profile/load.py" in proc.stderr, how  # where it was raised
+        assert re.search(r'File ".*/relaykit/[\w/]+\.py"', proc.stderr), how  # the raise
         assert f"{bad}:4: .restrictions.relay[0]: open relay" in proc.stderr, how
     # relaykit --debug means tracebacks, not invoke's parser log.
     assert "argv given to Program.run" not in runs["relaykit --debug"].stderr
