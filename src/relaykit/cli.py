@@ -115,7 +115,10 @@ def render(c: Context, profile: str = "", strict: bool = False) -> None:
 def build(c: Context, profile: str = "", format: str | None = None, strict: bool = False,
           refresh: bool = False, mirror: str | None = None,
           cache_dir: str | None = None) -> None:
-    """Build the profile's artifacts into build/<name>/."""
+    """Build the profile's artifacts into build/<name>/.
+
+    Validates and renders first; build/<name>/ changes only when everything succeeded.
+    """
     result = _run(lambda: commands.build(
         profile, fmt=format, strict=strict, refresh=refresh, mirror=mirror,
         cache_dir=Path(cache_dir) if cache_dir else None))
@@ -127,8 +130,8 @@ def build(c: Context, profile: str = "", format: str | None = None, strict: bool
 def verify(c: Context, profile: str = "", format: str = commands.Format.OCI.value) -> None:
     """Boot the built artifact, run the SMTP conformance suite.
 
-    Needs root (oci: a Docker engine, started when none runs). Prints a pass/fail
-    table; exits 1 on any failure.
+    Needs root and a running Docker engine. Prints a pass/fail table; exits 1 on any
+    failure.
     """
     ok, table = _run(lambda: commands.verify(profile, fmt=format))
     if table:
