@@ -6,6 +6,7 @@ import io
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -111,3 +112,11 @@ def test_terminal_line_is_redrawn_then_closed(monkeypatch: pytest.MonkeyPatch) -
 def test_elapsed_format() -> None:
     assert ui.elapsed(4.24) == "4.2 s"
     assert ui.elapsed(125.9) == "2 min 05 s"
+
+
+def test_one_log_type_for_the_whole_package() -> None:
+    """Modules take `log: Log` from relaykit.ui instead of each defining the alias."""
+    src = Path(ui.__file__).parent
+    own = [str(p.relative_to(src)) for p in sorted(src.rglob("*.py"))
+           if p.name != "ui.py" and re.search(r"^Log\s*=", p.read_text(), re.MULTILINE)]
+    assert own == []
