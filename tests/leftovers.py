@@ -125,7 +125,8 @@ def _processes(marks: Marks) -> Iterator[Process]:
                f"environment has {SESSION_ENV}" if marks.env_entry() in
                _read(f"/proc/{pid}/environ").split(b"\0") else "")
         if why:
-            yield Process(pid, why, cmdline.strip() or f"[{_read(f'/proc/{pid}/comm')!r}]")
+            comm = _read(f"/proc/{pid}/comm").decode(errors="replace").strip()
+            yield Process(pid, why, cmdline.strip() or f"[{comm}]")
 
 
 # --- network ---------------------------------------------------------------------------
@@ -220,8 +221,14 @@ def _kill(pids: list[int]) -> None:
         deadline = time.monotonic() + 5
         while alive and time.monotonic() < deadline:
             time.sleep(0.1)
-            alive = [pid for pid in alive if Path(f"/proc/{pid}").exists()]
+            alive = [pid for pid in alive if _running(pid)]
         pids = alive
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a zombie holds nothing but its pid until reaped)."""
+    stat = _read(f"/proc/{pid}/stat")
+    return bool(stat) and stat.rsplit(b")", 1)[-1].split()[0] != b"Z"
 
 
 def _signal(pid: int, sig: signal.Signals) -> bool:
