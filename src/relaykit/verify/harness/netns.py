@@ -70,8 +70,10 @@ def client_link(container_pid: int, *, server_host: int = 1, client_host: int = 
         _ip("link", "set", inside, "up", pid=container_pid)
         yield link
     finally:
-        # Deleting the namespace deletes its veth end, and with it the peer.
+        # Deleting the namespace deletes its veth end, and with it the peer; if setup
+        # failed before the end moved there, it is still here: delete it too.
         subprocess.run(["ip", "netns", "delete", ns], capture_output=True, check=False)
+        subprocess.run(["ip", "link", "delete", outside], capture_output=True, check=False)
 
 
 @contextmanager
@@ -90,5 +92,7 @@ def joined(pid_a: int, pid_b: int, *, host_a: int = 1, host_b: int = 2) -> Itera
         _ip("link", "set", b, "up", pid=pid_b)
         yield Link("", f"{TEST_NET}.{host_a}", f"{TEST_NET}.{host_b}")
     finally:
+        # Deleting one end deletes the pair, wherever setup got to.
         subprocess.run(["nsenter", "-t", str(pid_a), "-n", "ip", "link", "delete", a],
                        capture_output=True, check=False)
+        subprocess.run(["ip", "link", "delete", a], capture_output=True, check=False)
