@@ -45,10 +45,14 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def test_outside_ci_a_skip_passes_and_says_why(tmp_path: Path) -> None:
-    proc = run(child([_write(tmp_path, "test_skips.py", SKIPS)], ci=False))
+    c = child([_write(tmp_path, "test_skips.py", SKIPS)], ci=False)
+    proc = run(c)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "frobnicator not installed" in proc.stdout and "needs the gizmo" in proc.stdout
     assert "1 passed, 2 skipped" in proc.stdout
+    # A clean session says nothing about leftovers and removes its temp root.
+    assert "LEFT BEHIND" not in proc.stdout
+    assert not c.marks.root.exists()
 
 
 def test_under_ci_every_skip_is_a_failure_with_its_reason(tmp_path: Path) -> None:
@@ -78,9 +82,3 @@ def test_a_leaked_process_and_temp_dir_fail_the_session_and_are_removed(tmp_path
     assert not find(c.marks), find(c.marks).report()
     assert not c.marks.root.exists()
 
-
-def test_a_clean_session_removes_its_temp_root(tmp_path: Path) -> None:
-    c = child([_write(tmp_path, "test_skips.py", SKIPS)], ci=False)
-    proc = run(c)
-    assert proc.returncode == 0 and "LEFT BEHIND" not in proc.stdout, proc.stdout
-    assert not c.marks.root.exists()
