@@ -256,7 +256,7 @@ def start_postfix(stack: contextlib.ExitStack, base: Path, srv: str, crt: Path, 
     proc = subprocess.Popen(
         ["ip", "netns", "exec", srv, "postfix", "-c", str(conf), "start-fg"],
         stdout=out, stderr=subprocess.STDOUT,
-        start_new_session=True,  # master SIGTERMs its whole process group on exit
+        start_new_session=True,  # not in pytest's group: Ctrl-C reaches it through stop_postfix
     )
     stack.callback(stop_postfix, proc, conf, base / "queue")
     wait_for(lambda: b"daemon started" in log.read_bytes(), "postfix master")
@@ -303,9 +303,19 @@ def stop_postfix(proc: subprocess.Popen[bytes], conf: Path, queue: Path) -> None
     namespace nobody can name any more, its cwd a deleted queue directory (issue 13)."""
     master = _master_pid(queue)
     subprocess.run(["postfix", "-c", str(conf), "stop"], capture_output=True, check=False)
-    if master is not None:
+    try:
+        if master is not None:
+            _wait_master_gone(master)
+    finally:
+        stop(proc)  # start-fg's shell returns once its master is gone
+
+
+def _wait_master_gone(master: int) -> None:
+    try:
         wait_for(lambda: not _alive(master), "the Postfix master to exit", timeout=30)
-    stop(proc)  # start-fg's shell returns once its master is gone
+    except AssertionError:
+        os.killpg(master, signal.SIGKILL)  # its own session and group, children included
+        raise
 
 
 def _master_pid(queue: Path) -> int | None:
@@ -316,7 +326,13 @@ def _master_pid(queue: Path) -> int | None:
 
 
 def _alive(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists() and b"master" in Path(f"/proc/{pid}/comm").read_bytes()
+    """That pid is still a Postfix master, and not a zombie waiting to be reaped."""
+    try:
+        comm = Path(f"/proc/{pid}/comm").read_bytes()
+        state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return comm == b"master\n" and state != b"Z"
 
 
 @pytest.fixture(scope="module")
