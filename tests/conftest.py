@@ -91,8 +91,12 @@ def _guard_leftovers(session: pytest.Session, marks: Marks) -> None:
         _write(session, "\n" + found.report() + "\n")
     if os.environ.get(KEEP_ENV):
         _write(session, f"kept the session's temp root {marks.root}\n")
-    else:
-        shutil.rmtree(marks.root, ignore_errors=True)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # Here, not at session end: also runs for `--help` and runs that never start a session.
+    if _marks is not None and not os.environ.get(KEEP_ENV):
+        shutil.rmtree(_marks.root, ignore_errors=True)
 
 
 def _write(session: pytest.Session, text: str) -> None:

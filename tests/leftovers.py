@@ -168,9 +168,10 @@ def _containers(marks: Marks, errors: list[str]) -> Iterator[str]:
     if not ids.stdout.split():
         return
     inspect = _docker("inspect", *ids.stdout.split())
-    if inspect is None or inspect.returncode != 0:
-        return  # one went away meanwhile: not ours to judge now
-    for c in json.loads(inspect.stdout):
+    if inspect is None:
+        return
+    # One removed meanwhile makes the exit status 1; the others are still printed.
+    for c in json.loads(inspect.stdout or "[]"):
         name = str(c.get("Name", "")).lstrip("/")
         sources = [str(m.get("Source", "")) for m in c.get("Mounts") or []]
         if name.startswith(marks.prefix) or any(s.startswith(str(marks.root)) for s in sources):

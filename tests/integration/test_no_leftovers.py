@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,44 @@ def test_a_leaked_namespace_and_veth_fail_the_session_and_are_removed(tmp_path: 
     assert f"network link {c.marks.prefix}va" in proc.stdout, proc.stdout
     found = find(c.marks)
     assert not found, found.report()
+
+
+LEAKS_CONTAINERS = """\
+import os, subprocess, tempfile
+
+def test_leaks_two_containers():
+    image, p = os.environ["RK_TEST_IMAGE"], os.environ["RELAYKIT_NET_PREFIX"]
+    # One found by its name, one by its bind mount from the session's temp root.
+    subprocess.run(["docker", "create", "--network", "none", "--name", p + "-named", image,
+                    "/none"], check=True, capture_output=True)
+    subprocess.run(["docker", "create", "--network", "none", "-v",
+                    tempfile.mkdtemp() + ":/mnt:ro", image, "/none"], check=True,
+                   capture_output=True)
+"""
+
+
+@pytest.fixture
+def tiny_image(docker_engine: None, tmp_path: Path) -> Iterator[str]:
+    """A one-file image made here (no registry), removed afterwards."""
+    tag = f"rk-ti-leaktest:{os.getpid()}"
+    (tmp_path / "empty").write_text("")
+    tar = tmp_path / "rootfs.tar"
+    subprocess.run(["tar", "-C", str(tmp_path), "-cf", str(tar), "empty"], check=True)
+    subprocess.run(["docker", "import", str(tar), tag], check=True, capture_output=True)
+    yield tag
+    subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)
+
+
+def test_leaked_containers_fail_the_session_and_are_removed(tiny_image: str,
+                                                            tmp_path: Path) -> None:
+    test_file = tmp_path / "test_leaks_containers.py"
+    test_file.write_text(LEAKS_CONTAINERS)
+    c = child([test_file], ci=False)
+    proc = subprocess.run(c.argv, env={**c.env, "RK_TEST_IMAGE": tiny_image}, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    listed = [line for line in proc.stdout.splitlines() if line.startswith("container ")]
+    assert len(listed) == 2 and f"container {c.marks.prefix}-named" in listed, proc.stdout
+    left = subprocess.run(["docker", "ps", "-aq", "--filter", f"ancestor={tiny_image}"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    assert left == []
