@@ -91,6 +91,8 @@ def _guard_leftovers(session: pytest.Session, marks: Marks) -> None:
         _write(session, "\n" + found.report() + "\n")
     if os.environ.get(KEEP_ENV):
         _write(session, f"kept the session's temp root {marks.root}\n")
+    elif session.exitstatus != pytest.ExitCode.OK:
+        _write(session, f"the session's temp files are removed; {KEEP_ENV}=1 keeps them\n")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
