@@ -26,14 +26,12 @@ SCENARIOS = [(suite, name) for suite in ("trixie", "bookworm")
              for name in ("roaming", "gazette-2007")] + [("trixie", "satellite")]
 
 
-def _why_not_docker() -> str | None:
+def _why_not_docker() -> str | None:  # a skip, which fails the run under CI=true
     if os.geteuid() != 0:
         return "needs root (docker, nsenter, network namespaces)"
     for tool in ("docker", "mmdebstrap", "nsenter", "ip"):
         if shutil.which(tool) is None:
             return f"{tool} not installed"
-    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
-        return "no Docker engine running"
     return None
 
 
@@ -71,12 +69,16 @@ def test_build_twice_is_byte_identical(name: str, tmp_path: Path,
 def test_lintian_clean(name: str, suite: str, tmp_path: Path,
                        monkeypatch: pytest.MonkeyPatch) -> None:
     deb = _build(_variant(tmp_path, name, suite), tmp_path / "out", monkeypatch)
+    # Debian 12's lintian leaves mldbm-elf-* temp files behind (its Storage::MLDBM
+    # DEMOLISH does not run): keep them in this test's tmp_path (issue 13).
     proc = subprocess.run(["lintian", "--fail-on", "error,warning", "--tag-display-limit", "0",
-                           str(deb)], capture_output=True, text=True)
+                           str(deb)], capture_output=True, text=True,
+                          env={**os.environ, "TMPDIR": str(tmp_path)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize(("suite", "name"), SCENARIOS)
+@pytest.mark.usefixtures("docker_engine")  # session-wide: up whatever ran before
 def test_install_verify_upgrade_remove_purge(suite: str, name: str, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str]) -> None:

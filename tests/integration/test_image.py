@@ -21,7 +21,6 @@ from relaykit import commands
 from relaykit.profile.load import load_profile
 from relaykit.verify import image as oci_verify
 from relaykit.verify.harness import netns, testbed
-from relaykit.verify.harness.engine import ensure_dockerd
 
 from ..conftest import is_root
 
@@ -48,8 +47,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def docker_client() -> Any:
-    ensure_dockerd()
+def docker_client(docker_engine: None) -> Any:
     return oci_verify.docker_client()
 
 

@@ -183,7 +183,7 @@ def _docker() -> str | None:
 
 
 @pytest.fixture()
-def docker() -> Iterator[str]:
+def docker(docker_engine: None) -> Iterator[str]:
     exe = _docker()
     if exe is None:
         pytest.skip("no docker engine reachable (docker info failed)")

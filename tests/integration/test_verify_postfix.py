@@ -20,17 +20,22 @@ Set-up, chosen to be the simplest robust one on Debian 12 (no /etc/postfix/main.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
+from relaykit.verify.harness.netns import name_prefix
 from relaykit.verify.model import CheckResult, Expectations, Listener, pem_sha256
 from relaykit.verify.suite import format_table, run_suite_via
 
@@ -44,7 +49,7 @@ HASH_MECHS = frozenset({"CRAM-MD5", "DIGEST-MD5"})
 SRC_ROOT = str(Path(__file__).resolve().parents[2] / "src")
 
 
-def _missing() -> str | None:
+def _missing() -> str | None:  # a skip, which fails the run under CI=true
     if os.geteuid() != 0:
         return "needs root (network namespaces, Postfix instance)"
     for tool in ("postfix", "saslauthd", "saslpasswd2", "openssl", "ip", "unshare", "postmap"):
@@ -84,10 +89,14 @@ class Relay:
         )
 
 
-def make_netns(srv: str, cli: str) -> None:
+def make_netns(stack: contextlib.ExitStack, srv: str, cli: str) -> None:
+    # Deleting a namespace deletes the veth end in it, and with it the peer.
+    for ns in (srv, cli):
+        stack.callback(subprocess.run, ["ip", "netns", "delete", ns], capture_output=True)
+    stack.callback(shutil.rmtree, f"/etc/netns/{srv}", ignore_errors=True)
     run("ip", "netns", "add", srv)
     run("ip", "netns", "add", cli)
-    a, b = f"{srv}v", f"{cli}v"
+    a, b = f"{srv}v", f"{cli}v"  # 8 + 1 + 4 + 1 + 1 bytes: within IFNAMSIZ
     run("ip", "link", "add", a, "type", "veth", "peer", "name", b)
     run("ip", "link", "set", a, "netns", srv)
     run("ip", "link", "set", b, "netns", cli)
@@ -114,22 +123,25 @@ def secret_file(path: Path, text: str) -> Path:
     return path
 
 
-def start_sink(base: Path, srv: str) -> subprocess.Popen[bytes]:
+def start_sink(stack: contextlib.ExitStack, base: Path, srv: str) -> subprocess.Popen[bytes]:
     crt, key = make_cert(base, "sink.relaykit.test")
     pw = secret_file(base / "sink.pw", SINK_PASSWORD)
     env = dict(os.environ, PYTHONPATH=SRC_ROOT)
+    log = stack.enter_context(open(base / "sink.log", "wb"))  # noqa: SIM115
     proc = subprocess.Popen(
-        ["ip", "netns", "exec", srv, "python3", "-m", "relaykit.verify.sink",
+        ["ip", "netns", "exec", srv, sys.executable, "-m", "relaykit.verify.sink",
          "--listen", "127.0.0.1:2525", "--maildir", str(base / "sink"),
          "--require-auth", f"{SINK_USER}:{pw}", "--tls-cert", str(crt), "--tls-key", str(key)],
-        env=env, stdout=subprocess.PIPE, stderr=open(base / "sink.log", "wb"),  # noqa: SIM115
+        env=env, stdout=subprocess.PIPE, stderr=log,
     )
+    stack.callback(_stop_if_running, proc)
     assert proc.stdout is not None
+    stack.callback(proc.stdout.close)
     assert b"listening on" in proc.stdout.readline()
     return proc
 
 
-def setup_sasl(base: Path) -> subprocess.Popen[bytes]:
+def setup_sasl(stack: contextlib.ExitStack, base: Path) -> None:
     sasl, sock = base / "conf" / "sasl", base / "saslauthd"
     sasl.mkdir(mode=0o755, parents=True)
     sock.mkdir(mode=0o755)
@@ -143,19 +155,20 @@ def setup_sasl(base: Path) -> subprocess.Popen[bytes]:
         f"pwcheck_method: auxprop\nauxprop_plugin: sasldb\nsasldb_path: {db}\n"
         "mech_list: CRAM-MD5 DIGEST-MD5\n")
     script = f"mount --bind {db} /etc/sasldb2 && exec saslauthd -a sasldb -m {sock} -n 1 -d"
+    log = stack.enter_context(open(base / "saslauthd.log", "wb"))  # noqa: SIM115
     proc = subprocess.Popen(
         ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-        stdout=open(base / "saslauthd.log", "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
-        start_new_session=True,
+        stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,  # saslauthd and its worker: one group, ended together
     )
+    stack.callback(stop_group, proc)
     wait_for(lambda: (sock / "mux").exists(), "saslauthd socket")
-    return proc
 
 
-def wait_for(pred: object, what: str, timeout: float = 20) -> None:
+def wait_for(pred: Callable[[], bool], what: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if callable(pred) and pred():
+        if pred():
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
@@ -227,7 +240,8 @@ smtpd_sasl_tls_security_options = noanonymous
 """
 
 
-def start_postfix(base: Path, srv: str, crt: Path, key: Path) -> subprocess.Popen[bytes]:
+def start_postfix(stack: contextlib.ExitStack, base: Path, srv: str, crt: Path, key: Path
+                  ) -> None:
     conf = base / "conf"
     conf.mkdir(mode=0o755, exist_ok=True)
     (base / "data").mkdir()
@@ -238,13 +252,14 @@ def start_postfix(base: Path, srv: str, crt: Path, key: Path) -> subprocess.Pope
     secret_file(conf / "sasl_passwd", f"[127.0.0.1]:2525 {SINK_USER}:{SINK_PASSWORD}\n")
     run("postmap", "-c", str(conf), f"hash:{conf}/sasl_passwd")
     log = base / "postfix.log"
+    out = stack.enter_context(open(log, "wb"))  # noqa: SIM115
     proc = subprocess.Popen(
         ["ip", "netns", "exec", srv, "postfix", "-c", str(conf), "start-fg"],
-        stdout=open(log, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
-        start_new_session=True,  # master SIGTERMs its whole process group on exit
+        stdout=out, stderr=subprocess.STDOUT,
+        start_new_session=True,  # not in pytest's group: Ctrl-C reaches it through stop_postfix
     )
+    stack.callback(stop_postfix, proc, conf, base / "queue")
     wait_for(lambda: b"daemon started" in log.read_bytes(), "postfix master")
-    return proc
 
 
 def stop(proc: subprocess.Popen[bytes]) -> int | None:
@@ -253,7 +268,71 @@ def stop(proc: subprocess.Popen[bytes]) -> int | None:
         return proc.wait(15)
     except subprocess.TimeoutExpired:
         proc.kill()
+        proc.wait()
         return None
+
+
+def _stop_if_running(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        stop(proc)
+
+
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """End a process started with start_new_session, and every process of its group."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
+            if not _group_alive(proc.pid):
+                return
+        time.sleep(0.5)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop_postfix(proc: subprocess.Popen[bytes], conf: Path, queue: Path) -> None:
+    """`postfix stop`, then wait for the master: start-fg's `master -s` calls setsid(),
+    so signalling the start-fg process (or its group) leaves the master running, in a
+    namespace nobody can name any more, its cwd a deleted queue directory (issue 13)."""
+    master = _master_pid(queue)
+    subprocess.run(["postfix", "-c", str(conf), "stop"], capture_output=True, check=False)
+    try:
+        if master is not None:
+            _wait_master_gone(master)
+    finally:
+        stop(proc)  # start-fg's shell returns once its master is gone
+
+
+def _wait_master_gone(master: int) -> None:
+    try:
+        wait_for(lambda: not _alive(master), "the Postfix master to exit", timeout=30)
+    except AssertionError:
+        os.killpg(master, signal.SIGKILL)  # its own session and group, children included
+        raise
+
+
+def _master_pid(queue: Path) -> int | None:
+    try:
+        return int((queue / "pid" / "master.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    """That pid is still a Postfix master, and not a zombie waiting to be reaped."""
+    try:
+        comm = Path(f"/proc/{pid}/comm").read_bytes()
+        state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return comm == b"master\n" and state != b"Z"
 
 
 @pytest.fixture(scope="module")
@@ -261,27 +340,21 @@ def relay() -> Iterator[Relay]:
     reason = _missing()
     if reason:
         pytest.skip(reason)
-    base = Path(tempfile.mkdtemp(prefix="rkv-"))
-    base.chmod(0o755)  # postfix-owned processes must traverse it
-    tag = f"rkv{os.getpid() % 100000}"
-    srv, cli = f"{tag}s", f"{tag}c"
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        make_netns(srv, cli)
-        procs.append(start_sink(base, srv))
-        procs.append(setup_sasl(base))
-        crt, key = make_cert(base, DOMAIN)
-        procs.append(start_postfix(base, srv, crt, key))
-        yield Relay(base, srv, cli, pem_sha256(crt.read_text()), procs)
-    finally:
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                stop(proc)
-        for ns in (srv, cli):
-            subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
-        shutil.rmtree(f"/etc/netns/{srv}", ignore_errors=True)
+    # Every start registers its stop before waiting for readiness, so a failure or a
+    # Ctrl-C at any point unwinds exactly what was started, in reverse (issue 13).
+    with contextlib.ExitStack() as stack:
+        base = Path(tempfile.mkdtemp(prefix="rkv-"))
         if not os.environ.get("RK_KEEP_TMP"):
-            shutil.rmtree(base, ignore_errors=True)
+            stack.callback(shutil.rmtree, base, ignore_errors=True)
+        base.chmod(0o755)  # postfix-owned processes must traverse it
+        tag = f"{name_prefix()}{secrets.token_hex(2)}"
+        srv, cli = f"{tag}s", f"{tag}c"
+        make_netns(stack, srv, cli)
+        sink = start_sink(stack, base, srv)
+        setup_sasl(stack, base)
+        crt, key = make_cert(base, DOMAIN)
+        start_postfix(stack, base, srv, crt, key)
+        yield Relay(base, srv, cli, pem_sha256(crt.read_text()), [sink])
 
 
 def _client(relay: Relay) -> list[str]:

@@ -55,7 +55,7 @@ def test_control_fields() -> None:
     for dep in ("postfix", "sasl2-bin", "libsasl2-modules", "openssl", "ca-certificates",
                 "adduser"):
         assert dep in depends
-    assert f"Maintainer: {p.deb.maintainer}\n" in control  # type: ignore[union-attr]
+    assert f"Maintainer: {p.deb.maintainer}\n" in control
     assert "Provides: relaykit-relay\nConflicts: relaykit-relay\n" in control
 
 

@@ -6,6 +6,7 @@ containers run with --network none and are reached through their own namespaces.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -14,6 +15,10 @@ from pathlib import Path
 from relaykit.errors import RelaykitError
 
 SOCKET = Path("/var/run/docker.sock")
+# A started engine outlives whoever started it (it is shared): it must not carry the
+# environment of a test session (its temp dir, its session marker), or it would look
+# like something that session leaked.
+_NOT_INHERITED = ("TMPDIR", "RELAYKIT_TEST_SESSION", "RELAYKIT_NET_PREFIX")
 
 
 def engine_up() -> bool:
@@ -30,11 +35,13 @@ def ensure_dockerd(log_file: Path = Path("/var/log/relaykit-dockerd.log"),
     dockerd = shutil.which("dockerd")
     if dockerd is None:
         raise RelaykitError("dockerd is not installed", hint="apt-get install docker.io")
+    argv = [dockerd, "--bridge=none", "--iptables=false", "--ip-masq=false"]
+    if _knows_ip6tables(dockerd):
+        argv.append("--ip6tables=false")
+    env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
     with log_file.open("ab") as log:
-        subprocess.Popen([dockerd, "--bridge=none", "--iptables=false", "--ip-masq=false",
-                          "--ip6tables=false"] if _knows_ip6tables(dockerd) else
-                         [dockerd, "--bridge=none", "--iptables=false", "--ip-masq=false"],
-                         stdout=log, stderr=log, start_new_session=True)
+        subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd="/",
+                         env=env, start_new_session=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if engine_up():

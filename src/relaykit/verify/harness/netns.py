@@ -7,6 +7,8 @@ bridge or any private-range address.
 
 from __future__ import annotations
 
+import os
+import re
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -14,6 +16,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 TEST_NET = "198.51.100"  # RFC 5737 TEST-NET-2: documentation only, routed nowhere
+
+# Every namespace and veth made here starts with one prefix, so whoever made them can
+# find what is left: `rk` for a verify run; the test suite exports its session's own
+# prefix (tests/conftest.py) and fails if anything with it survives the session.
+PREFIX_ENV = "RELAYKIT_NET_PREFIX"
+DEFAULT_PREFIX = "rk"
+# Linux interface names hold 15 bytes: prefix + 1 role letter + 6 hex digits.
+_PREFIX = re.compile(r"[a-z][a-z0-9]{0,7}")
+
+
+def name_prefix() -> str:
+    prefix = os.environ.get(PREFIX_ENV, DEFAULT_PREFIX)
+    if not _PREFIX.fullmatch(prefix):
+        raise ValueError(f"{PREFIX_ENV}={prefix!r}: want 1-8 lowercase letters/digits")
+    return prefix
 
 
 def _ip(*args: str, pid: int | None = None) -> None:
@@ -38,7 +55,8 @@ def client_link(container_pid: int, *, server_host: int = 1, client_host: int = 
                 ) -> Iterator[Link]:
     """A fresh client namespace wired to the container's namespace by a veth pair."""
     tag = secrets.token_hex(3)
-    ns, outside, inside = f"rk-{tag}", f"rkc{tag}", f"rks{tag}"
+    prefix = name_prefix()
+    ns, outside, inside = f"{prefix}n{tag}", f"{prefix}c{tag}", f"{prefix}s{tag}"
     link = Link(ns, f"{TEST_NET}.{server_host}", f"{TEST_NET}.{client_host}")
     _ip("netns", "add", ns)
     try:
@@ -52,15 +70,18 @@ def client_link(container_pid: int, *, server_host: int = 1, client_host: int = 
         _ip("link", "set", inside, "up", pid=container_pid)
         yield link
     finally:
-        # Deleting the namespace deletes its veth end, and with it the peer.
+        # Deleting the namespace deletes its veth end, and with it the peer; if setup
+        # failed before the end moved there, it is still here: delete it too.
         subprocess.run(["ip", "netns", "delete", ns], capture_output=True, check=False)
+        subprocess.run(["ip", "link", "delete", outside], capture_output=True, check=False)
 
 
 @contextmanager
 def joined(pid_a: int, pid_b: int, *, host_a: int = 1, host_b: int = 2) -> Iterator[Link]:
     """Two containers' namespaces joined by a veth pair (the satellite -> relay chain)."""
     tag = secrets.token_hex(3)
-    a, b = f"rka{tag}", f"rkb{tag}"
+    prefix = name_prefix()
+    a, b = f"{prefix}a{tag}", f"{prefix}b{tag}"
     _ip("link", "add", a, "type", "veth", "peer", "name", b)
     try:
         _ip("link", "set", a, "netns", str(pid_a))
@@ -71,5 +92,7 @@ def joined(pid_a: int, pid_b: int, *, host_a: int = 1, host_b: int = 2) -> Itera
         _ip("link", "set", b, "up", pid=pid_b)
         yield Link("", f"{TEST_NET}.{host_a}", f"{TEST_NET}.{host_b}")
     finally:
+        # Deleting one end deletes the pair, wherever setup got to.
         subprocess.run(["nsenter", "-t", str(pid_a), "-n", "ip", "link", "delete", a],
                        capture_output=True, check=False)
+        subprocess.run(["ip", "link", "delete", a], capture_output=True, check=False)
