@@ -23,6 +23,7 @@ from relaykit.errors import Diagnostic, RelaykitError
 from relaykit.paths import build_dir
 from relaykit.profile.load import LoadedProfile, load_profile, shipped_profiles
 from relaykit.profile.yamlsrc import loads
+from relaykit.render.overlay import image_overlay
 from relaykit.render.postfix import Rendered, render
 from relaykit.render.tree import write_tree
 from relaykit.ui import Log
@@ -84,7 +85,7 @@ class RenderResult:
 
 
 def render_profile(profile: str, *, strict: bool = False, log: Log = ui.log) -> RenderResult:
-    """Validate, render, and replace build/<name>/rootfs and postconf/ atomically."""
+    """Validate, render, and replace build/<name>/rootfs (the image overlay) atomically."""
     return build(profile, formats=(), strict=strict, log=log)
 
 
@@ -194,8 +195,7 @@ def build(profile: str, *, formats: tuple[str, ...] | None = None, fmt: str | No
     rendered = render(p)
     out_dir = build_dir() / p.name
     with staging(out_dir) as stage:
-        write_tree(rendered.tree, stage / "rootfs")
-        write_postconf_edits(rendered, stage / "postconf")
+        write_tree(image_overlay(rendered), stage / "rootfs")
         if backends:
             from relaykit.buildinfo import build_inputs
 
@@ -205,18 +205,6 @@ def build(profile: str, *, formats: tuple[str, ...] | None = None, fmt: str | No
                 path = backend.build(p, rendered, inputs, stage, refresh, log)
             log(f"wrote {out_dir / path.name}")
     return RenderResult(loaded, rendered, out_dir)
-
-
-def write_postconf_edits(rendered: Rendered, out: Path) -> None:
-    """The same settings as postconf edits, for a package's maintainer scripts."""
-    out.mkdir(parents=True)
-    main = "".join(f"{k} = {v}\n" for k, v in rendered.main_settings)
-    (out / "main.cf.edits").write_text(main)
-    master: list[str] = []
-    for e in rendered.listeners:
-        master.append(f"{e.fields()}\n")
-        master.extend(f"{e.key}/{k} = {v}\n" for k, v in e.options)
-    (out / "master.cf.edits").write_text("".join(master))
 
 
 class staging:

@@ -49,13 +49,19 @@ def test_validate_json_for_ci(tmp_path: Path) -> None:
     assert {d["code"] for d in report["diagnostics"]} == {"required"}
 
 
-def test_render_writes_overlay_and_postconf_edits(tmp_path: Path) -> None:
+def test_render_writes_exactly_the_image_overlay(tmp_path: Path) -> None:
+    from relaykit.profile.load import load_profile
+    from relaykit.render.overlay import image_overlay
+    from relaykit.render.postfix import render
+
     build = tmp_path / "build"
     proc = invoke("render", "--profile", "roaming", build=build)
     assert proc.returncode == 0, proc.stderr
-    assert (build / "roaming/rootfs/etc/postfix/main.cf").is_file()
-    edits = (build / "roaming/postconf/master.cf.edits").read_text()
-    assert "submission/inet/smtpd_tls_security_level = encrypt" in edits
+    rootfs = build / "roaming/rootfs"
+    written = sorted("/" + str(p.relative_to(rootfs)) for p in rootfs.rglob("*"))
+    overlay = image_overlay(render(load_profile("roaming").profile))
+    assert written == sorted(path for path in overlay.with_parents() if path != "/")
+    assert "-o smtpd_tls_security_level=encrypt" in (rootfs / "etc/postfix/master.cf").read_text()
     assert sorted(p.name for p in build.iterdir()) == ["roaming"]  # no staging leftovers
 
 

@@ -9,22 +9,14 @@ from pathlib import Path
 from relaykit import debian, oci
 from relaykit.buildinfo import BuildInputs, host_architecture
 from relaykit.oci.image import rfc3339
-from relaykit.paths import static_rootfs_dir
 from relaykit.profile.model import Profile
+from relaykit.render.overlay import image_overlay
 from relaykit.render.postfix import Rendered
-from relaykit.render.tree import Tree, load_static_tree
 from relaykit.ui import Log
 
 ENTRYPOINT = "/usr/lib/relaykit/entrypoint"
 HEALTHCHECK = "/usr/lib/relaykit/healthcheck"
 IMAGE_PACKAGES = debian.IMAGE_PACKAGES
-
-
-def image_overlay(rendered: Rendered) -> Tree:
-    tree = Tree()
-    tree.merge(rendered.tree)
-    tree.merge(load_static_tree(static_rootfs_dir()))
-    return tree
 
 
 def base_spec(p: Profile, inputs: BuildInputs) -> oci.BaseSpec:
