@@ -69,11 +69,11 @@ def render_profile(profile: str, *, strict: bool = False, log: Log = stderr) -> 
     return build(profile, formats=(), strict=strict, log=log)
 
 
-FORMATS = ("oci", "deb")
+FORMATS = ("oci", "deb", "stack", "helm")
 
 
 def resolve_formats(requested: str | None, declared: tuple[str, ...]) -> tuple[str, ...]:
-    """--format oci|deb|all|none; default: what the profile's outputs declare."""
+    """--format oci|deb|stack|helm|all|none; default: what the profile's outputs declare."""
     if requested is None:
         return declared
     if requested == "all":
@@ -81,7 +81,8 @@ def resolve_formats(requested: str | None, declared: tuple[str, ...]) -> tuple[s
     if requested == "none":
         return ()
     if requested not in FORMATS:
-        raise RelaykitError(f"unknown format {requested!r}", hint="use oci, deb, all or none")
+        raise RelaykitError(f"unknown format {requested!r}",
+                            hint="use oci, deb, stack, helm, all or none")
     return (requested,)
 
 
@@ -92,7 +93,8 @@ def build(profile: str, *, formats: tuple[str, ...] | None = None, fmt: str | No
     loaded = load_profile(profile, strict=strict)
     report_warnings(loaded.warnings, log)
     p = loaded.profile
-    wanted = formats if formats is not None else resolve_formats(fmt, p.formats)
+    wanted = formats if formats is not None else resolve_formats(
+        fmt, p.formats + p.scale.formats)
     for name in wanted:
         if name == "oci" and p.oci is None:
             raise RelaykitError(f"profile {p.name!r} declares no outputs.oci",
@@ -100,6 +102,11 @@ def build(profile: str, *, formats: tuple[str, ...] | None = None, fmt: str | No
         if name == "deb" and p.deb is None:
             raise RelaykitError(f"profile {p.name!r} declares no outputs.deb",
                                 hint="add outputs: {deb: {package, version, maintainer}}")
+    scale = [name for name in ("stack", "helm") if name in wanted]
+    if scale:
+        from relaykit.stack.build import check_scale
+
+        report_warnings(check_scale(profile, loaded, tuple(scale)), log)
     rendered = render(p)
     out_dir = build_dir() / p.name
     # Backends are imported only when used: a config-only image rebuild is timed in bench/.
@@ -120,6 +127,11 @@ def build(profile: str, *, formats: tuple[str, ...] | None = None, fmt: str | No
 
             assert inputs is not None
             path = build_deb(p, rendered, inputs, stage, log=log)
+            log(f"wrote {out_dir / path.name}")
+        for name in scale:
+            from relaykit.stack.build import build_scale
+
+            path = build_scale(name, loaded, stage)
             log(f"wrote {out_dir / path.name}")
     return RenderResult(loaded, rendered, out_dir)
 
