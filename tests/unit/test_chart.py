@@ -136,7 +136,7 @@ def test_users_and_tls_from_existing_secrets_read_only(chart: Path) -> None:
 
 
 def test_missing_secret_name_fails_the_render_with_a_hint(chart: Path) -> None:
-    with pytest.raises(helm.HelmRenderError, match="set secrets.existingSecret"):
+    with pytest.raises(helm.HelmRenderError, match=r"set secrets\.existingSecret"):
         helm.Chart.load(str(chart)).render({}, name="mail", namespace="mail",
                                            is_install=True)
 
