@@ -72,14 +72,16 @@ def render(c: Context, profile: str = "", strict: bool = False) -> None:
 
 
 @task(positional=[], help={"profile": HELP_PROFILE, "strict": "treat warnings as errors",
-            "format": "oci, deb, all or none (default: the profile's outputs)",
+            "format": "oci, deb, stack (Swarm), helm (chart), all or none "
+                      "(default: the profile's outputs)",
             "refresh": "rebuild the cached Debian base instead of reusing it",
             "mirror": "Debian mirror URL for the base (default: mmdebstrap's; RELAYKIT_MIRROR)",
             "cache_dir": "base layer cache (default: $XDG_CACHE_HOME/relaykit)"})
 def build(c: Context, profile: str = "", format: str | None = None, strict: bool = False,
           refresh: bool = False, mirror: str | None = None,
           cache_dir: str | None = None) -> None:
-    """Validate and render the profile, then build its artifacts under build/<name>/."""
+    """Validate and render the profile, then build its artifacts under build/<name>/
+    (image, .deb, stack.yml for Docker Swarm, chart/ for Helm)."""
     result = _run(lambda: commands.build(
         profile, fmt=format, strict=strict, refresh=refresh, mirror=mirror,
         cache_dir=Path(cache_dir) if cache_dir else None))
