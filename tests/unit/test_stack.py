@@ -219,3 +219,25 @@ def test_runtime_secrets_follow_the_profile() -> None:
     satellite = load_profile("satellite").profile
     assert "sasl-passwd" in [f.key for f in runtime_secrets(satellite)]
     assert Backend("stack") is Backend.STACK
+
+
+def test_registered_in_policy_validate_refuses_and_build_does_not_repeat(
+        tmp_path: Path, build_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """How the lead registers it: policy.check(declared_deployment_findings)."""
+    from relaykit.profile import policy
+
+    monkeypatch.setattr(policy, "CHECKS", [*policy.CHECKS, declared_deployment_findings])
+    bad = profile(tmp_path, "name: v\npostfix:\n  mynetworks: [10.0.0.0/8]\n"
+                  "outputs: {helm: {service_type: LoadBalancer}}\n")
+    with pytest.raises(ProfileError) as info:
+        commands.validate(bad)  # `invoke validate` now knows the deployment
+    assert [(d.code, d.line) for d in info.value.diagnostics] == [("cluster-relay", 4)]
+    warn = profile(tmp_path, "name: w\npostfix:\n  mynetworks: [127.0.0.0/8, 10.0.0.0/8]\n"
+                   "outputs: {helm: {}}\n", name="w.yaml")
+    logged: list[str] = []
+    commands.build(warn, fmt="helm", log=logged.append)
+    assert len([m for m in logged if "[cluster-relay]" in m]) == 1
+    # Undeclared but asked for with --format: still checked at build time.
+    undeclared = profile(tmp_path, "name: u\npostfix:\n  mynetworks: [10.0.0.0/8]\n",
+                         name="u.yaml")
+    refused(undeclared, "stack")

@@ -10,6 +10,7 @@ from relaykit.profile.yamlsrc import Located
 from relaykit.stack.deployment import (
     Backend,
     check_deployable,
+    declared_deployment_findings,
     helm_settings,
     stack_settings,
 )
@@ -17,10 +18,22 @@ from relaykit.stack.deployment import (
 
 def check_scale(ref: str, loaded: LoadedProfile, formats: tuple[str, ...]
                 ) -> tuple[Diagnostic, ...]:
-    """Deployment checks for the formats asked for, pinned to the profile's FILE:LINE."""
+    """Deployment checks for the formats asked for, pinned to the profile's FILE:LINE.
+
+    Once policy runs declared_deployment_findings itself (registered in its CHECKS), the
+    declared sections were checked by load_profile already: only the undeclared ones,
+    built with defaults, are left to check here."""
+    from relaykit.profile import policy
+
+    backends = tuple(Backend(f) for f in formats)
+    if declared_deployment_findings in policy.CHECKS:
+        outputs = loaded.resolved.get("outputs") or {}
+        backends = tuple(b for b in backends if b.value not in outputs)
+    if not backends:
+        return ()
     sources = resolve_extends(locate(ref), chain=())  # for the locations only
     located = Located(loaded.resolved, sources.locs, sources.file)
-    return check_deployable(located, tuple(Backend(f) for f in formats))
+    return check_deployable(located, backends)
 
 
 def build_scale(fmt: str, loaded: LoadedProfile, out_dir: Path) -> Path:

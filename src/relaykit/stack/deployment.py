@@ -15,10 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relaykit.errors import Diagnostic, Level, ProfileError
-from relaykit.profile import policy
 from relaykit.profile.model import (
     HelmOutput,
     Listener,
@@ -27,8 +26,10 @@ from relaykit.profile.model import (
     helm_output,
     stack_output,
 )
-from relaykit.profile.policy import Finding
 from relaykit.profile.yamlsrc import Located, PathKey, format_path
+
+if TYPE_CHECKING:
+    from relaykit.profile.policy import Finding
 
 SECRETS_DIR = "/run/secrets"  # the image's RELAYKIT_SECRETS_DIR default
 QUEUE_DIR = "/var/spool/postfix"
@@ -117,6 +118,20 @@ def helm_settings(p: Profile, doc: dict[str, Any]) -> HelmOutput:
 
 
 # --- checks ----------------------------------------------------------------------------
+# relaykit.profile.policy is imported when a check runs, not at import time, so that
+# policy.py can import this module to register declared_deployment_findings.
+
+def _error(path: PathKey, message: str, hint: str, code: str) -> Finding:
+    from relaykit.profile import policy
+
+    return policy.error(path, message, hint, code)
+
+
+def _warning(path: PathKey, message: str, hint: str, code: str) -> Finding:
+    from relaykit.profile import policy
+
+    return policy.warning(path, message, hint, code)
+
 
 def _published(backend: Backend, section: dict[str, Any]) -> bool:
     if backend is Backend.STACK:
@@ -146,14 +161,14 @@ def mynetworks_outside_cluster(doc: dict[str, Any], backend: Backend) -> Iterato
         path: PathKey = ("postfix", "mynetworks", i)
         where = "pod/service" if backend is Backend.HELM else "container (overlay/bridge)"
         if published:
-            yield policy.error(
+            yield _error(
                 path, f"mynetworks {cidr} overlaps the cluster's {where} network(s) "
                 f"{', '.join(hits)} while the {backend.value} publishes the relay: clients "
                 "that arrive proxied or SNATed from there relay without AUTH (open relay)",
                 "trust only loopback (and hosts outside the cluster); let in-cluster senders "
                 "authenticate, or do not publish the relay", "cluster-relay")
         else:
-            yield policy.warning(
+            yield _warning(
                 path, f"mynetworks {cidr} overlaps the cluster's {where} network(s) "
                 f"{', '.join(hits)}: every workload there relays without AUTH",
                 "trust only the workloads that send mail, or make them authenticate",
@@ -171,12 +186,12 @@ def check_paths(doc: dict[str, Any], backend: Backend) -> Iterator[Finding]:
     for path, value in candidates:
         parent, name = Path(value).parent, Path(value).name
         if str(parent) != SECRETS_DIR or name.startswith("."):
-            yield policy.error(path, f"{value} is not a file directly in {SECRETS_DIR}: a "
+            yield _error(path, f"{value} is not a file directly in {SECRETS_DIR}: a "
                                f"{backend.value} deployment mounts secrets only there",
                                f"use {SECRETS_DIR}/{name.lstrip('.') or 'sasl-users'}",
                                "secret-path")
     if doc["tls"]["cert_file"] is not None:
-        yield policy.error(("tls", "cert_file"), "a fixed certificate path cannot be shared "
+        yield _error(("tls", "cert_file"), "a fixed certificate path cannot be shared "
                            f"by {backend.value} replicas", "leave tls.cert_file and key_file "
                            "unset: replicas read tls.crt and tls.key from the secret",
                            "secret-path")
@@ -186,11 +201,11 @@ def check_serves_network(doc: dict[str, Any], backend: Backend) -> Iterator[Find
     if doc["postfix"]["inet_interfaces"] == ["loopback-only"] or all(
             lis.get("address") is not None and _is_loopback(lis["address"])
             for lis in doc["listeners"]):
-        yield policy.error(("listeners",), f"every listener is on loopback: a {backend.value} "
+        yield _error(("listeners",), f"every listener is on loopback: a {backend.value} "
                            "of replicas would serve nobody", "scale a relay that listens on the "
                            "network (e.g. the roaming profile), not a satellite", "not-scalable")
     if doc.get("outputs", {}).get("oci") is None:
-        yield policy.error(("outputs",), f"a {backend.value} runs the profile's image, and "
+        yield _error(("outputs",), f"a {backend.value} runs the profile's image, and "
                            "the profile declares no outputs.oci",
                            "add outputs: {oci: {name: ..., tags: [...]}}", "no-image")
 
@@ -202,7 +217,7 @@ def check_requests(doc: dict[str, Any], backend: Backend) -> Iterator[Finding]:
     for request, limit in (("cpu_request_millicores", "cpu_millicores"),
                            ("memory_request_mib", "memory_mib")):
         if res[request] > res[limit]:
-            yield policy.error((*base, request), f"{request} {res[request]} is above the "
+            yield _error((*base, request), f"{request} {res[request]} is above the "
                                f"limit {limit} {res[limit]}", f"lower {request} or raise "
                                f"{limit}", "resources")
 
