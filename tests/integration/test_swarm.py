@@ -59,6 +59,7 @@ outbound:
 outputs:
   oci: {{name: rk-scl/relay, tags: ["{tag}"]}}
   stack:
+    mode: {mode}
     replicas: 2
     publish: none            # host-mode ports need iptables, off on this machine
     healthcheck_interval_s: 3
@@ -74,11 +75,12 @@ class Deployed:
     build: Path
 
 
-def build(work: Path, version: str, tag: str) -> Path:
-    profile = work / f"v{tag}.yaml"
+def build(work: Path, version: str, tag: str, mode: str = "replicated",
+          formats: tuple[str, ...] = ("oci", "stack")) -> Path:
+    profile = work / f"v{tag}-{mode}.yaml"
     profile.write_text(PROFILE.format(roaming=profiles_dir() / "roaming.yaml", name=NAME,
-                                      version=version, tag=tag))
-    commands.build(str(profile), formats=("oci", "stack"), log=lambda _m: None)
+                                      version=version, tag=tag, mode=mode))
+    commands.build(str(profile), formats=formats, log=lambda _m: None)
     return profile
 
 
@@ -146,7 +148,7 @@ def test_two_replicas_healthy_each_on_its_own_slot_volume(deployed: Deployed) ->
 def test_conformance_suite_on_each_replica(deployed: Deployed) -> None:
     """AUTH on 587 and 465 of each replica; wrong passwords and unauthenticated relay
     (with the usual tricks) refused; authenticated relay accepted (queued: relayhost down)."""
-    p = load_profile(str(deployed.work / "v1.yaml")).profile
+    p = load_profile(str(deployed.work / "v1-replicated.yaml")).profile
     for task in deployed.engine.tasks(SERVICE):
         with netns.client_link(task.pid) as link:
             exp = conformance.expectations(
@@ -243,3 +245,25 @@ def test_queued_mail_survives_kill_and_rolling_update_then_is_delivered(
         while queue_ids(engine, updated) and time.monotonic() < deadline:
             time.sleep(1)
     assert queue_ids(engine, updated) == set()
+
+
+def test_global_mode_replacement_keeps_the_nodes_queue(deployed: Deployed) -> None:
+    """mode: global, one task per node on the node's own queue volume: killed, its
+    replacement on the same node finds the mail it had queued."""
+    engine = deployed.engine
+    build(deployed.work, "1.0.1", "2", mode="global", formats=("stack",))
+    service = "rk-scl-g_relay"
+    engine.docker("stack", "deploy", "--resolve-image", "never", "--compose-file",
+                  str(deployed.build / NAME / "stack.yml"), "rk-scl-g")
+    [task] = engine.wait_tasks(service, replicas=1)
+    assert task.volumes == (f"{NAME}-queue",)
+    token = f"rk-{testbed.new_password()[3:].replace('-', 'x')}"
+    submit(deployed, task, token)
+    queued = queue_ids(engine, task)
+    assert queued
+    engine.docker("kill", task.container)
+    [replacement] = engine.wait_tasks(service, replicas=1)
+    assert replacement.container != task.container
+    assert replacement.volumes == (f"{NAME}-queue",)
+    assert queued <= queue_ids(engine, replacement)
+    engine.docker("stack", "rm", "rk-scl-g")

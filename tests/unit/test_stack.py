@@ -107,16 +107,31 @@ def test_declared_settings_are_used(tmp_path: Path, build_dir: Path) -> None:
     assert relay["image"] == "mail/edge:latest"
 
 
+def test_global_mode_one_task_and_one_queue_per_node(tmp_path: Path, build_dir: Path
+                                                       ) -> None:
+    commands.build(profile(tmp_path, "name: g\noutputs: {stack: {mode: global}}\n"),
+                   fmt="stack", **QUIET)
+    doc = stack_of(build_dir, "g")
+    deploy = doc["services"]["relay"]["deploy"]
+    assert deploy["mode"] == "global" and "replicas" not in deploy
+    assert "placement" not in deploy  # global is one task per node already
+    assert doc["volumes"] == {"queue": {"name": "g-queue"}}  # the node's own queue
+    assert deploy["update_config"]["order"] == "stop-first"
+
+
 def test_stack_files_match_the_compose_specification(tmp_path: Path, build_dir: Path
                                                      ) -> None:
     commands.build("roaming", fmt="stack", **QUIET)
     commands.build(profile(tmp_path, "name: b\noutputs: {stack: {publish: none}}\n"),
                    fmt="stack", **QUIET)
+    commands.build(profile(tmp_path, "name: g\noutputs: {stack: {mode: global}}\n",
+                           name="g.yaml"), fmt="stack", **QUIET)
     checker = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
     assert checker is not None, "pip install check-jsonschema (in the test extra)"
     proc = subprocess.run([checker, "--builtin-schema", "vendor.compose-spec",
                            str(build_dir / "roaming" / "stack.yml"),
-                           str(build_dir / "b" / "stack.yml")],
+                           str(build_dir / "b" / "stack.yml"),
+                           str(build_dir / "g" / "stack.yml")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -197,6 +212,7 @@ def test_unknown_or_unbounded_settings_fail_the_schema(tmp_path: Path, build_dir
                                                        ) -> None:
     for bad in ("{stack: {replicas: 0}}", "{stack: {replicas: 65}}",
                 "{stack: {publish: ingress}}", "{stack: {healthcheck_interval_s: 1}}",
+                "{stack: {mode: replicated-job}}",
                 "{helm: {service_type: ExternalName}}", "{helm: {queue_storage_gib: 0}}",
                 "{helm: {cluster_networks: []}}", "{stack: {rolling: fast}}"):
         with pytest.raises(ProfileError):

@@ -302,6 +302,7 @@ class Resources:
 
 @dataclass(frozen=True)
 class StackOutput:
+    mode: str  # "replicated" | "global"
     replicas: int
     publish: str  # "host" | "none"
     resources: Resources
@@ -341,7 +342,8 @@ def _resources(r: dict[str, Any]) -> Resources:
 
 def stack_output(s: dict[str, Any]) -> StackOutput:
     return StackOutput(
-        replicas=s["replicas"], publish=s["publish"], resources=_resources(s["resources"]),
+        mode=s["mode"], replicas=s["replicas"], publish=s["publish"],
+        resources=_resources(s["resources"]),
         stop_grace_period_s=s["stop_grace_period_s"],
         healthcheck_interval_s=s["healthcheck_interval_s"],
         cluster_networks=tuple(s["cluster_networks"]))

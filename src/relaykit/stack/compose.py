@@ -57,7 +57,10 @@ def secret_name(p: Profile, key: str) -> str:
     return f"{p.name}-{key.replace('.', '-')}"
 
 
-def queue_volume(p: Profile) -> str:
+def queue_volume(p: Profile, s: StackOutput) -> str:
+    """Per task slot (replicated); per node (global: one task per node)."""
+    if s.mode == "global":
+        return f"{p.name}-queue"
     return f"{p.name}-queue-{{{{.Task.Slot}}}}"
 
 
@@ -96,8 +99,8 @@ def _deploy(p: Profile, s: StackOutput) -> dict[str, Any]:
                          HEALTHCHECK_START_S + s.healthcheck_interval_s * HEALTHCHECK_RETRIES)}
     r = s.resources
     deploy: dict[str, Any] = {
-        "mode": "replicated",
-        "replicas": s.replicas,
+        "mode": s.mode,
+        **({"replicas": s.replicas} if s.mode == "replicated" else {}),
         "endpoint_mode": "dnsrr",
         "update_config": {**one_at_a_time, "failure_action": "rollback"},
         "rollback_config": one_at_a_time,
@@ -110,7 +113,7 @@ def _deploy(p: Profile, s: StackOutput) -> dict[str, Any]:
         "labels": {"org.opencontainers.image.title": p.name, "relaykit.profile": p.name,
                    "relaykit.version": p.version},
     }
-    if s.publish == "host":
+    if s.publish == "host" and s.mode == "replicated":
         # Two tasks on one node cannot both bind the published ports.
         deploy["placement"] = {"max_replicas_per_node": 1}
     return deploy
@@ -122,7 +125,7 @@ def stack_document(p: Profile, s: StackOutput) -> dict[str, Any]:
         "services": {SERVICE: _service(p, s)},
         "networks": {NETWORK: {"driver": "overlay"}},
         # The per-slot template is a volume's name: Swarm expands it per task.
-        "volumes": {QUEUE: {"name": queue_volume(p)}},
+        "volumes": {QUEUE: {"name": queue_volume(p, s)}},
         "secrets": {secret_name(p, f.key): {"external": True} for f in runtime_secrets(p)},
     }
 

@@ -31,7 +31,7 @@ POOL_MASK = 28  # 8 overlay networks of 14 tasks each
 
 @dataclass(frozen=True)
 class Task:
-    slot: int
+    slot: int  # 0 for a global service's task
     container: str
     pid: int
     health: str  # "starting" | "healthy" | "unhealthy" | "none"
@@ -74,9 +74,10 @@ class SwarmEngine:
         for info in json.loads(self.docker("inspect", *ids)):
             if not info["State"]["Running"]:
                 continue
-            task_name = info["Config"]["Labels"]["com.docker.swarm.task.name"]
+            # <service>.<slot>.<task id>; a global service's is <service>.<node id>.<id>.
+            part = info["Config"]["Labels"]["com.docker.swarm.task.name"].split(".")[1]
             out.append(Task(
-                slot=int(task_name.split(".")[1]), container=info["Id"],
+                slot=int(part) if part.isdigit() else 0, container=info["Id"],
                 pid=int(info["State"]["Pid"]),
                 health=info["State"].get("Health", {}).get("Status", "none"),
                 image=info["Config"]["Image"].split("@")[0],
