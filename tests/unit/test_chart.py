@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import helm_python as helm  # helm-python-sdk, in the test extra: missing = failing
+import kubernetes_validate as kv
 import pytest
 import yaml
 
@@ -20,9 +22,6 @@ from relaykit.oci.from_profile import HEALTHCHECK
 from relaykit.profile.model import Listener
 
 from ..conftest import ROOT
-
-helm = pytest.importorskip("helm_python", reason="pip install helm-python-sdk (test extra)")
-kv = pytest.importorskip("kubernetes_validate", reason="pip install kubernetes-validate")
 
 KUBE_VERSIONS = ("1.25.0", "1.31.0", "1.37.0")
 BASE_VALUES = {"secrets": {"existingSecret": "relay-users", "revision": "1"}}
