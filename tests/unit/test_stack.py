@@ -152,6 +152,7 @@ def refused(ref: str, fmt: str) -> ProfileError:
     ("helm", "{helm: {service_type: LoadBalancer, cluster_networks: [100.64.0.0/10]}}",
      "100.64.1.0/24"),
     ("helm", "{helm: {service_type: LoadBalancer}}", "10.0.0.0/8"),  # covers them all
+    ("helm", "{helm: {service_type: LoadBalancer}}", "'[::ffff:10.244.0.0]/112'"),  # mapped
 ])
 def test_mynetworks_covering_the_cluster_of_a_published_relay_is_refused(
         tmp_path: Path, build_dir: Path, fmt: str, outputs: str, network: str) -> None:
@@ -189,6 +190,15 @@ def test_satellite_cannot_be_scaled(build_dir: Path) -> None:
     err = refused("satellite", "stack")
     assert [d.code for d in err.diagnostics] == ["not-scalable"]
     assert err.diagnostics[0].file.endswith("satellite.yaml")
+
+
+@pytest.mark.parametrize("fmt", ["stack", "helm"])
+def test_a_fixed_certificate_path_is_refused(tmp_path: Path, build_dir: Path, fmt: str
+                                             ) -> None:
+    ref = profile(tmp_path, "name: t\ntls: {cert_file: /etc/ssl/relay.pem, "
+                  "key_file: /etc/ssl/relay.key}\n")
+    [diag] = refused(ref, fmt).diagnostics
+    assert (diag.code, diag.path) == ("secret-path", ".tls.cert_file")
 
 
 def test_secrets_outside_run_secrets_are_refused(tmp_path: Path, build_dir: Path) -> None:

@@ -43,6 +43,10 @@ class Backend(StrEnum):
     STACK = "stack"
     HELM = "helm"
 
+    @property
+    def label(self) -> str:
+        return "Swarm stack" if self is Backend.STACK else "Helm chart"
+
 
 @dataclass(frozen=True)
 class SecretFile:
@@ -140,7 +144,11 @@ def _published(backend: Backend, section: dict[str, Any]) -> bool:
 
 
 def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    return ipaddress.ip_network(cidr.replace("[", "").replace("]", ""), strict=False)
+    net = ipaddress.ip_network(cidr.replace("[", "").replace("]", ""), strict=False)
+    mapped = net.network_address.ipv4_mapped if net.version == 6 else None
+    if mapped is not None and net.prefixlen >= 96:  # [::ffff:10.0.0.0]/104 is 10.0.0.0/8
+        return ipaddress.ip_network(f"{mapped}/{net.prefixlen - 96}", strict=False)
+    return net
 
 
 def mynetworks_outside_cluster(doc: dict[str, Any], backend: Backend) -> Iterator[Finding]:
@@ -163,7 +171,7 @@ def mynetworks_outside_cluster(doc: dict[str, Any], backend: Backend) -> Iterato
         if published:
             yield _error(
                 path, f"mynetworks {cidr} overlaps the cluster's {where} network(s) "
-                f"{', '.join(hits)} while the {backend.value} publishes the relay: clients "
+                f"{', '.join(hits)} while the {backend.label} publishes the relay: clients "
                 "that arrive proxied or SNATed from there relay without AUTH (open relay)",
                 "trust only loopback (and hosts outside the cluster); let in-cluster senders "
                 "authenticate, or do not publish the relay", "cluster-relay")
@@ -185,29 +193,31 @@ def check_paths(doc: dict[str, Any], backend: Backend) -> Iterator[Finding]:
         candidates.append((("outbound", "credentials_file"), doc["outbound"]["credentials_file"]))
     for path, value in candidates:
         parent, name = Path(value).parent, Path(value).name
-        if str(parent) != SECRETS_DIR or name.startswith("."):
-            yield _error(path, f"{value} is not a file directly in {SECRETS_DIR}: a "
-                               f"{backend.value} deployment mounts secrets only there",
-                               f"use {SECRETS_DIR}/{name.lstrip('.') or 'sasl-users'}",
-                               "secret-path")
+        if str(parent) != SECRETS_DIR or name.startswith(".") or name in ("tls.crt",
+                                                                           "tls.key"):
+            yield _error(path, f"{value} is not a file of its own directly in "
+                         f"{SECRETS_DIR}: a {backend.label} mounts secrets only there",
+                         f"use {SECRETS_DIR}/{name.lstrip('.') or 'sasl-users'}",
+                         "secret-path")
     if doc["tls"]["cert_file"] is not None:
-        yield _error(("tls", "cert_file"), "a fixed certificate path cannot be shared "
-                           f"by {backend.value} replicas", "leave tls.cert_file and key_file "
-                           "unset: replicas read tls.crt and tls.key from the secret",
-                           "secret-path")
+        yield _error(("tls", "cert_file"), "a fixed certificate path cannot be shared by "
+                     f"the replicas of a {backend.label}", "leave tls.cert_file and "
+                     "key_file unset: replicas read tls.crt and tls.key from the secret",
+                     "secret-path")
 
 
 def check_serves_network(doc: dict[str, Any], backend: Backend) -> Iterator[Finding]:
     if doc["postfix"]["inet_interfaces"] == ["loopback-only"] or all(
             lis.get("address") is not None and _is_loopback(lis["address"])
             for lis in doc["listeners"]):
-        yield _error(("listeners",), f"every listener is on loopback: a {backend.value} "
-                           "of replicas would serve nobody", "scale a relay that listens on the "
-                           "network (e.g. the roaming profile), not a satellite", "not-scalable")
+        yield _error(("listeners",), f"every listener is on loopback: the replicas of a "
+                     f"{backend.label} would serve nobody", "scale a relay that listens on "
+                     "the network (e.g. the roaming profile), not a satellite",
+                     "not-scalable")
     if doc.get("outputs", {}).get("oci") is None:
-        yield _error(("outputs",), f"a {backend.value} runs the profile's image, and "
-                           "the profile declares no outputs.oci",
-                           "add outputs: {oci: {name: ..., tags: [...]}}", "no-image")
+        yield _error(("outputs",), f"a {backend.label} runs the profile's image, and the "
+                     "profile declares no outputs.oci",
+                     "add outputs: {oci: {name: ..., tags: [...]}}", "no-image")
 
 
 def check_requests(doc: dict[str, Any], backend: Backend) -> Iterator[Finding]:
@@ -218,8 +228,8 @@ def check_requests(doc: dict[str, Any], backend: Backend) -> Iterator[Finding]:
                            ("memory_request_mib", "memory_mib")):
         if res[request] > res[limit]:
             yield _error((*base, request), f"{request} {res[request]} is above the "
-                               f"limit {limit} {res[limit]}", f"lower {request} or raise "
-                               f"{limit}", "resources")
+                         f"limit {limit} {res[limit]}", f"lower {request} or raise {limit}",
+                         "resources")
 
 
 def deployment_findings(doc: dict[str, Any], backends: tuple[Backend, ...]
