@@ -209,6 +209,14 @@ def test_secrets_outside_run_secrets_are_refused(tmp_path: Path, build_dir: Path
     assert (diag.code, diag.line, diag.path) == ("secret-path", 6, ".sasl.users_file")
 
 
+def test_a_version_helm_cannot_use_is_refused_before_anything_is_built(
+        tmp_path: Path, build_dir: Path) -> None:
+    ref = profile(tmp_path, "name: v\nversion: 1.0~rc1\n")
+    [diag] = refused(ref, "helm").diagnostics
+    assert (diag.code, diag.line, diag.path) == ("chart-version", 3, ".version")
+    commands.build(ref, fmt="stack", **QUIET)  # a stack does not care
+
+
 def test_requests_above_limits_are_refused(tmp_path: Path, build_dir: Path) -> None:
     ref = profile(tmp_path, "name: r\noutputs:\n  stack:\n    resources:\n"
                   "      memory_mib: 128\n      memory_request_mib: 256\n")

@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from relaykit.errors import Diagnostic, Level, ProfileError
+from relaykit.errors import Diagnostic, Level, ProfileError, RelaykitError
 from relaykit.profile.model import (
     HelmOutput,
     Listener,
@@ -232,12 +232,23 @@ def check_requests(doc: dict[str, Any], backend: Backend) -> Iterator[Finding]:
                          "resources")
 
 
+def check_chart_version(doc: dict[str, Any], backend: Backend) -> Iterator[Finding]:
+    if backend is not Backend.HELM:
+        return
+    from relaykit.chart.render import chart_version
+
+    try:
+        chart_version(str(doc["version"]))
+    except RelaykitError as exc:
+        yield _error(("version",), exc.message, exc.hint, "chart-version")
+
+
 def deployment_findings(doc: dict[str, Any], backends: tuple[Backend, ...]
                         ) -> list[Finding]:
     found: list[Finding] = []
     for backend in backends:
         for check in (check_serves_network, check_paths, mynetworks_outside_cluster,
-                      check_requests):
+                      check_requests, check_chart_version):
             try:
                 found.extend(check(doc, backend))
             except (KeyError, TypeError, ValueError, AttributeError, IndexError):

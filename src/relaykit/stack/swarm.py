@@ -11,10 +11,12 @@ Tasks are reached with nsenter.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -110,13 +112,39 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     raise RelaykitError(f"{what} did not happen in {timeout:.0f} s")
 
 
+LOCK = Path("/run/relaykit-private-swarm.lock")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @contextlib.contextmanager
-def private_swarm(root: Path, *, listen_port: int = 23771) -> Iterator[SwarmEngine]:
+def _one_at_a_time() -> Iterator[None]:
+    """One private Swarm per host: two would share the kernel's VXLAN devices and this
+    module's addresses.  A second caller waits."""
+    with LOCK.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def private_swarm(root: Path) -> Iterator[SwarmEngine]:
     """Start the engine, make it a single-node Swarm manager; on exit remove everything
     it made: services, containers, volumes, its bridge, its mounts, its directory."""
     dockerd = shutil.which("dockerd")
     if dockerd is None or shutil.which("docker") is None:
         raise RelaykitError("dockerd/docker not installed", hint="apt-get install docker.io")
+    with _one_at_a_time():
+        yield from _private_swarm(root, dockerd)
+
+
+def _private_swarm(root: Path, dockerd: str) -> Iterator[SwarmEngine]:
     root.mkdir(parents=True, exist_ok=True)
     engine = SwarmEngine(root)
     log = (root / "dockerd.log").open("ab")
@@ -137,7 +165,7 @@ def private_swarm(root: Path, *, listen_port: int = 23771) -> Iterator[SwarmEngi
                       "-o", "com.docker.network.bridge.enable_ip_masquerade=false",
                       "docker_gwbridge")
         engine.docker("swarm", "init", "--advertise-addr", "127.0.0.1",
-                      "--listen-addr", f"127.0.0.1:{listen_port}",
+                      "--listen-addr", f"127.0.0.1:{_free_port()}",
                       "--data-path-addr", "127.0.0.1",
                       "--default-addr-pool", ADDRESS_POOL,
                       "--default-addr-pool-mask-length", str(POOL_MASK))
