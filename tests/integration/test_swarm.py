@@ -11,6 +11,7 @@ run on one queue volume.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import subprocess
@@ -245,6 +246,72 @@ def test_queued_mail_survives_kill_and_rolling_update_then_is_delivered(
         while queue_ids(engine, updated) and time.monotonic() < deadline:
             time.sleep(1)
     assert queue_ids(engine, updated) == set()
+
+
+LOAD = """\
+import smtplib, ssl, sys, time
+host, port, user, pw_file, prefix, count = sys.argv[1:7]
+password = open(pw_file).read()
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+for i in range(int(count)):
+    token = f"{prefix}n{i:03d}"
+    msg = ("From: <app@relay.example.org>\\r\\nTo: <someone@foreign.example>\\r\\n"
+           f"Subject: load {token}\\r\\n\\r\\n{token}\\r\\n")
+    try:
+        with smtplib.SMTP_SSL(host, int(port), context=ctx, timeout=10) as s:
+            s.login(user, password)
+            s.sendmail("app@relay.example.org", ["someone@foreign.example"], msg)
+        print("ACCEPTED", token, flush=True)   # after the 250 to DATA: Postfix owns it
+    except Exception as exc:
+        print("FAILED", token, type(exc).__name__, flush=True)
+        time.sleep(0.2)
+"""
+
+
+def test_kill_under_load_loses_no_accepted_mail(deployed: Deployed) -> None:
+    """Both replicas take a stream of authenticated submissions; slot 1 is SIGKILLed in
+    the middle.  Refused or cut connections are fine (clients retry); every message a
+    replica accepted must reach the relayhost once it answers."""
+    engine = deployed.engine
+    tasks = engine.wait_tasks(SERVICE, replicas=2)
+    pw_file = deployed.work / "password"
+    testbed.write_secret(pw_file, deployed.password)
+    outputs: dict[int, str] = {}
+    with contextlib.ExitStack() as stack:
+        senders = {}
+        for task in tasks:
+            link = stack.enter_context(netns.client_link(task.pid))
+            senders[task.slot] = subprocess.Popen(
+                [*link.runner, sys.executable, "-c", LOAD, link.server_address, "465",
+                 testbed.TEST_USER, str(pw_file), f"rk-load-{task.slot}", "40"],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(2)
+        engine.docker("kill", tasks[0].container)
+        for slot, proc in senders.items():
+            outputs[slot] = proc.communicate(timeout=300)[0]
+    accepted = {line.split()[1] for out in outputs.values() for line in out.splitlines()
+                if line.startswith("ACCEPTED")}
+    print(f"accepted {len(accepted)} of 80 submissions; slot 1 killed after 2 s")
+    assert any(t.startswith("rk-load-1n") for t in accepted), outputs[1][-500:]
+    assert any(t.startswith("rk-load-2n") for t in accepted), outputs[2][-500:]
+    assert "FAILED" in outputs[1], "the kill did not interrupt slot 1's stream"
+
+    # The relayhost answers again: the replacement of slot 1 and slot 2 drain their queues.
+    tasks = engine.wait_tasks(SERVICE, replicas=2)
+    with contextlib.ExitStack() as stack:
+        maildirs = [stack.enter_context(testbed.sink(t.nsenter, deployed.work /
+                                                     f"load-sink-{t.slot}", SINK))
+                    for t in tasks]
+        for t in tasks:
+            engine.docker("exec", t.container, "postqueue", "-f")
+        deadline = time.monotonic() + 90
+        missing = accepted
+        while missing and time.monotonic() < deadline:
+            delivered = "".join(p.read_text(errors="replace") for d in maildirs
+                                for p in d.glob("*.eml"))
+            missing = {t for t in accepted if t not in delivered}
+            time.sleep(1)
+    assert not missing, f"accepted but never delivered: {sorted(missing)}"
 
 
 def test_global_mode_replacement_keeps_the_nodes_queue(deployed: Deployed) -> None:
