@@ -1,7 +1,8 @@
-"""The image as the Helm chart runs it, with plain Docker (no Kubernetes here): users and
-TLS from a Kubernetes-style secret directory (files are symlinks through `..data` to a
-timestamped directory, swapped atomically on update), with the chart's container security
-settings (every capability dropped but the chart's list, no privilege escalation).
+"""The image as the Helm chart runs it, with plain Docker (no Kubernetes here): the pod's
+container settings are read from the chart as rendered (image, capabilities, privilege
+escalation, read-only root and its writable paths, the probe, where the Secret is
+mounted), users and TLS come from a Kubernetes-style secret directory (files are symlinks
+through `..data` to a timestamped directory, swapped atomically on update).
 The relay must start healthy, authenticate, refuse wrong passwords and relaying; after a
 Secret update and a restart (what the chart's checksum annotation triggers), the new
 password works and the old one no longer does."""
@@ -15,7 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import helm_python as helm
 import pytest
+import yaml
 
 from relaykit import commands
 from relaykit.chart.render import CAPABILITIES
@@ -63,10 +66,44 @@ def write_secret_dir(directory: Path, files: dict[str, str], stamp: str) -> None
             link.symlink_to(f"..data/{key}")
 
 
+@dataclasses.dataclass(frozen=True)
+class ChartPod:
+    """The relay container of the chart's StatefulSet, as Docker options."""
+
+    image: str
+    cap_add: tuple[str, ...]
+    cap_drop: tuple[str, ...]
+    no_new_privileges: bool
+    read_only: bool
+    writable: tuple[str, ...]
+    probe: tuple[str, ...]
+    secrets_at: str
+
+    @classmethod
+    def render(cls, chart: Path) -> ChartPod:
+        manifests = helm.Chart.load(str(chart)).render(
+            {"secrets": {"existingSecret": "relay"}}, name="mail", namespace="mail",
+            is_install=True)
+        [sts] = [d for path, text in manifests.items() if path.endswith(".yaml")
+                 for d in yaml.safe_load_all(text) if d and d.get("kind") == "StatefulSet"]
+        [c] = sts["spec"]["template"]["spec"]["containers"]
+        ctx = c["securityContext"]
+        [secrets] = [m for m in c["volumeMounts"] if m["name"] == "secrets"]
+        assert secrets["readOnly"] is True
+        writable = [m["mountPath"] for m in c["volumeMounts"]
+                    if m["name"].startswith("writable-")]
+        return cls(image=c["image"], cap_add=tuple(ctx["capabilities"]["add"]),
+                   cap_drop=tuple(ctx["capabilities"]["drop"]),
+                   no_new_privileges=ctx["allowPrivilegeEscalation"] is False,
+                   read_only=ctx["readOnlyRootFilesystem"], writable=tuple(writable),
+                   probe=tuple(c["startupProbe"]["exec"]["command"]),
+                   secrets_at=secrets["mountPath"])
+
+
 @dataclasses.dataclass
 class Relay:
     profile: Profile
-    image: str
+    pod: ChartPod
     secrets: Path  # the Kubernetes-style secret directory, mounted at /run/secrets
     password: str  # the one in the secret directory now
     tls: dict[str, str]
@@ -84,16 +121,18 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
     (work / "p.yaml").write_text(PROFILE)
     mp = pytest.MonkeyPatch()
     mp.setenv("RELAYKIT_BUILD_DIR", str(work / "build"))
-    commands.build(str(work / "p.yaml"), fmt="oci", log=lambda _m: None)
+    commands.build(str(work / "p.yaml"), formats=("oci", "helm"), log=lambda _m: None)
     mp.undo()
     profile = load_profile(str(work / "p.yaml")).profile
     cert, key, _ = testbed.self_signed(work, profile.postfix.myhostname)
-    r = Relay(profile, "", work / "secrets", testbed.new_password(),
+    chart_pod = ChartPod.render(work / "build" / NAME / "chart")
+    assert chart_pod.image == "rk-scl/k8s-relay:1"
+    r = Relay(profile, chart_pod, work / "secrets", testbed.new_password(),
               {"tls.crt": cert.read_text(), "tls.key": key.read_text()}, work, None)
     write_secret_dir(r.secrets, r.users(r.password), "2026_11_29_08_00_00.000000001")
     ensure_dockerd()
     r.client = oci_verify.docker_client()
-    r.image = oci_verify.load_image(r.client, work / "build" / NAME / f"{NAME}.oci.tar")
+    oci_verify.load_image(r.client, work / "build" / NAME / f"{NAME}.oci.tar")
     try:
         yield r
     finally:
@@ -105,14 +144,17 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
 def pod(r: Relay, tag: str) -> Iterator[oci_verify.Running]:
     resolv = r.work / "resolv.conf"
     resolv.write_text("nameserver 127.0.0.1\n")  # nothing resolves, nothing leaks
+    pod = r.pod
     container = r.client.containers.run(
-        r.image, detach=True, name=f"rk-scl-k8s-{tag}-{os.getpid()}", network_mode="none",
-        cap_drop=["ALL"], cap_add=list(CAPABILITIES), security_opt=["no-new-privileges"],
-        volumes={str(r.secrets): {"bind": "/run/secrets", "mode": "ro"},
+        pod.image, detach=True, name=f"rk-scl-k8s-{tag}-{os.getpid()}", network_mode="none",
+        cap_drop=list(pod.cap_drop), cap_add=list(pod.cap_add),
+        security_opt=["no-new-privileges"] if pod.no_new_privileges else [],
+        read_only=pod.read_only, tmpfs={path: "size=16m" for path in pod.writable},
+        volumes={str(r.secrets): {"bind": pod.secrets_at, "mode": "ro"},
                  str(resolv): {"bind": "/etc/resolv.conf", "mode": "ro"}},
-        healthcheck={"test": ["CMD", "/usr/lib/relaykit/healthcheck"],
-                     "interval": 2_000_000_000, "timeout": 10_000_000_000, "retries": 3,
-                     "start_period": 0})
+        # The chart's startup probe, polled every 2 s.
+        healthcheck={"test": ["CMD", *pod.probe], "interval": 2_000_000_000,
+                     "timeout": 10_000_000_000, "retries": 3, "start_period": 0})
     try:
         container.reload()
         yield oci_verify.Running(container, int(container.attrs["State"]["Pid"]),
@@ -174,7 +216,8 @@ def test_capabilities_are_really_dropped(relay: Relay) -> None:
                                               "/proc/1/status"]).output.decode()
     fields = dict(line.split(":\t") for line in status.strip().splitlines())
     assert fields["NoNewPrivs"].strip() == "1"
-    allowed = sum(1 << CAP_NUMBERS[c] for c in CAPABILITIES)
+    assert set(relay.pod.cap_add) == set(CAPABILITIES) and relay.pod.cap_drop == ("ALL",)
+    allowed = sum(1 << CAP_NUMBERS[c] for c in relay.pod.cap_add)
     assert int(fields["CapBnd"], 16) == allowed
 
 
