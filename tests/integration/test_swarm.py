@@ -28,6 +28,7 @@ import pytest
 from relaykit import commands
 from relaykit.paths import profiles_dir
 from relaykit.profile.load import load_profile
+from relaykit.stack.deployment import CAPABILITIES
 from relaykit.stack.swarm import SwarmEngine, Task, private_swarm
 from relaykit.verify import expect as conformance
 from relaykit.verify.harness import netns, testbed
@@ -140,11 +141,20 @@ def submit(d: Deployed, task: Task, token: str) -> None:
     assert proc.returncode == 0, proc.stderr[-1500:]
 
 
+CAP_BITS = {"CHOWN": 0, "DAC_OVERRIDE": 1, "FOWNER": 3, "KILL": 5, "SETGID": 6,
+            "SETUID": 7, "NET_BIND_SERVICE": 10, "SYS_CHROOT": 18}
+
+
 def test_two_replicas_healthy_each_on_its_own_slot_volume(deployed: Deployed) -> None:
     tasks = deployed.engine.tasks(SERVICE)
     assert [t.slot for t in tasks] == [1, 2]
     assert all(t.health == "healthy" for t in tasks)
     assert [t.volumes for t in tasks] == [(f"{NAME}-queue-1",), (f"{NAME}-queue-2",)]
+    # The stack's cap_drop/cap_add reach the tasks: nothing beyond the list.
+    allowed = sum(1 << CAP_BITS[c] for c in CAPABILITIES)
+    for t in tasks:
+        status = deployed.engine.docker("exec", t.container, "grep", "CapBnd", "/proc/1/status")
+        assert int(status.split()[1], 16) == allowed, status
 
 
 def test_conformance_suite_on_each_replica(deployed: Deployed) -> None:

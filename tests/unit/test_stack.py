@@ -17,7 +17,12 @@ from relaykit import commands
 from relaykit.errors import Level, ProfileError
 from relaykit.oci.from_profile import HEALTHCHECK
 from relaykit.profile.load import load_profile
-from relaykit.stack.deployment import Backend, declared_deployment_findings, runtime_secrets
+from relaykit.stack.deployment import (
+    CAPABILITIES,
+    Backend,
+    declared_deployment_findings,
+    runtime_secrets,
+)
 
 from ..conftest import ROOT
 
@@ -81,6 +86,13 @@ def test_secrets_at_the_runtime_contract_paths_never_in_the_file(
                                         for s in relay["secrets"]}
     text = (build_dir / "roaming" / "stack.yml").read_text()
     assert "mode: 0400" in text and "mode: 0444" in text  # octal, as Compose reads it
+
+
+def test_least_capabilities(roaming_stack: dict[str, Any]) -> None:
+    relay = roaming_stack["services"]["relay"]
+    assert relay["cap_drop"] == ["ALL"]
+    assert relay["cap_add"] == list(CAPABILITIES)
+    assert "privileged" not in relay
 
 
 def test_health_stop_and_resources(roaming_stack: dict[str, Any]) -> None:

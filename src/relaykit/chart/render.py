@@ -19,6 +19,7 @@ import yaml
 from relaykit.errors import RelaykitError
 from relaykit.profile.model import HelmOutput, Listener, Profile
 from relaykit.stack.deployment import (
+    CAPABILITIES,
     HEALTHCHECK,
     HEALTHCHECK_TIMEOUT_S,
     public_listeners,
@@ -29,10 +30,6 @@ FILES = Path(__file__).resolve().parent / "files"
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
                     r"(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 SMTP_NEXT_HOP_PORTS = (25, 465, 587)
-# Capabilities Postfix's master (root: chroot, setuid to postfix, binds ports < 1024) and
-# saslauthd need; everything else is dropped.
-CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "NET_BIND_SERVICE", "SETGID",
-                "SETUID", "SYS_CHROOT")
 
 
 def chart_version(version: str) -> str:

@@ -37,6 +37,11 @@ HEALTHCHECK = ("/usr/lib/relaykit/healthcheck",)
 HEALTHCHECK_TIMEOUT_S = 10
 HEALTHCHECK_START_S = 20
 HEALTHCHECK_RETRIES = 3
+# Capabilities Postfix's master (root: chroot, setuid to postfix, binds ports < 1024) and
+# saslauthd need; every other one is dropped.  Measured: the image runs healthy with
+# exactly these under Docker and Swarm (tests/integration/test_k8s_secrets.py, test_swarm.py).
+CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "NET_BIND_SERVICE", "SETGID",
+                "SETUID", "SYS_CHROOT")
 
 
 class Backend(StrEnum):
