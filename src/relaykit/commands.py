@@ -129,9 +129,10 @@ def build(profile: str, *, formats: tuple[str, ...] | None = None, fmt: str | No
             path = build_deb(p, rendered, inputs, stage, log=log)
             log(f"wrote {out_dir / path.name}")
         for name in scale:
-            from relaykit.stack.build import build_scale
+            from relaykit.stack import build as scale_build
 
-            path = build_scale(name, loaded, stage)
+            make = scale_build.build_stack if name == "stack" else scale_build.build_helm
+            path = make(p, rendered, inputs, stage)
             log(f"wrote {out_dir / path.name}")
     return RenderResult(loaded, rendered, out_dir)
 

@@ -287,3 +287,19 @@ def test_registered_in_policy_validate_refuses_and_build_does_not_repeat(
     undeclared = profile(tmp_path, "name: u\npostfix:\n  mynetworks: [10.0.0.0/8]\n",
                          name="u.yaml")
     refused(undeclared, "stack")
+
+
+def test_backend_entry_points_find_what_they_built(build_dir: Path) -> None:
+    """The shapes relaykit.commands' Backend table takes: build, artifact, verify."""
+    from relaykit.errors import RelaykitError
+    from relaykit.stack import build as scale
+
+    p = load_profile("roaming").profile
+    out = build_dir / "roaming"
+    assert scale.stack_artifact(p, out) is None and scale.helm_artifact(p, out) is None
+    commands.build("roaming", fmt="stack", **QUIET)
+    commands.build("roaming", fmt="helm", **QUIET)
+    assert scale.stack_artifact(p, out) == out / "stack.yml"
+    assert scale.helm_artifact(p, out) == out / "chart"
+    with pytest.raises(RelaykitError, match="does not deploy"):
+        scale.verify_deployment(p, out / "stack.yml", QUIET["log"])

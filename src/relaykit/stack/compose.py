@@ -151,7 +151,7 @@ def render_stack(p: Profile, s: StackOutput) -> str:
     return header(p) + body
 
 
-def build_stack(p: Profile, s: StackOutput, out_dir: Path) -> Path:
+def write_stack(p: Profile, s: StackOutput, out_dir: Path) -> Path:
     out = out_dir / "stack.yml"
     out.write_text(render_stack(p, s))
     return out

@@ -118,12 +118,14 @@ def _section(doc: dict[str, Any], backend: Backend) -> dict[str, Any]:
     return data
 
 
-def stack_settings(p: Profile, doc: dict[str, Any]) -> StackOutput:
-    return p.scale.stack or stack_output(_section(doc, Backend.STACK))
+def stack_settings(p: Profile) -> StackOutput:
+    """outputs.stack as declared, else the schema's defaults."""
+    return p.scale.stack or stack_output(_section({}, Backend.STACK))
 
 
-def helm_settings(p: Profile, doc: dict[str, Any]) -> HelmOutput:
-    return p.scale.helm or helm_output(_section(doc, Backend.HELM))
+def helm_settings(p: Profile) -> HelmOutput:
+    """outputs.helm as declared, else the schema's defaults."""
+    return p.scale.helm or helm_output(_section({}, Backend.HELM))
 
 
 # --- checks ----------------------------------------------------------------------------
