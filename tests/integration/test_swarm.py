@@ -29,7 +29,7 @@ from relaykit import commands
 from relaykit.paths import profiles_dir
 from relaykit.profile.load import load_profile
 from relaykit.stack.deployment import CAPABILITIES
-from relaykit.stack.swarm import SwarmEngine, Task, private_swarm
+from relaykit.stack.swarm import GATEWAY_BRIDGE, SwarmEngine, Task, private_swarm
 from relaykit.verify import expect as conformance
 from relaykit.verify.harness import netns, testbed
 from relaykit.verify.smtp import wait_for_token
@@ -100,7 +100,9 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     testbed.write_secret(secrets / "sasl-users", f"{testbed.TEST_USER}@example.org:"
                          f"{password}\n")
     testbed.self_signed(secrets, "relay.example.org")
-    with private_swarm(Path("/run") / f"rk-scl-swarm-{work.name}") as engine:
+    root = Path("/run") / f"rk-scl-swarm-{work.name}"
+    with private_swarm(root) as engine:
+        dockerd_pid = int((root / "dockerd.pid").read_text())
         engine.docker("load", "-q", "-i", str(out / f"{NAME}.oci.tar"))
         for key in ("sasl-users", "tls.crt", "tls.key"):
             engine.docker("secret", "create", f"{NAME}-{key.replace('.', '-')}",
@@ -112,6 +114,13 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
         print(f"2 replicas healthy {time.monotonic() - started:.1f} s after deploy")
         yield Deployed(engine, password, work, work / "build")
     mp.undo()
+    # The engine took everything with it: process, bridge, mounts, directory.
+    assert not Path(f"/proc/{dockerd_pid}").exists() or \
+        Path(f"/proc/{dockerd_pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    assert not root.exists()
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    assert GATEWAY_BRIDGE not in links
+    assert str(root) not in Path("/proc/self/mounts").read_text()
 
 
 def queue_ids(engine: SwarmEngine, task: Task) -> set[str]:
