@@ -108,7 +108,8 @@ def render(c: Context, profile: str = "", strict: bool = False) -> None:
 
 
 @task(positional=[], help={"profile": HELP_PROFILE, "strict": "treat warnings as errors",
-            "format": f"{commands.FORMAT_CHOICES} (default: the profile's outputs)",
+            "format": f"{commands.FORMAT_CHOICES}: image, package, Swarm stack, Helm chart; "
+                      "all = oci and deb (default: the profile's outputs)",
             "refresh": "rebuild the cached Debian base instead of reusing it",
             "mirror": "Debian mirror URL for the base (default: mmdebstrap's; RELAYKIT_MIRROR)",
             "cache_dir": "base layer cache (default: $XDG_CACHE_HOME/relaykit)"})

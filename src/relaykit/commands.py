@@ -38,6 +38,12 @@ class Format(StrEnum):
 
     OCI = "oci"
     DEB = "deb"
+    STACK = "stack"  # a Swarm stack file for the image
+    HELM = "helm"  # a Helm chart for the image
+
+
+# Deployments of the image: checked against the profile, built without the Debian base.
+SCALE_FORMATS = (Format.STACK, Format.HELM)
 
 
 class Selector(StrEnum):
@@ -130,6 +136,38 @@ def _verify_deb(p: Profile, artifact: Path, log: Log) -> tuple[bool, str]:
     return verify_deb(p, artifact, log=log), ""  # verify_deb logs its table as it goes
 
 
+def _build_stack(p: Profile, rendered: Rendered, inputs: BuildInputs, stage: Path,
+                 refresh: bool, log: Log) -> Path:
+    from relaykit.stack.build import build_stack
+
+    return build_stack(p, rendered, inputs, stage)
+
+
+def _build_helm(p: Profile, rendered: Rendered, inputs: BuildInputs, stage: Path,
+                refresh: bool, log: Log) -> Path:
+    from relaykit.stack.build import build_helm
+
+    return build_helm(p, rendered, inputs, stage)
+
+
+def _stack_artifact(p: Profile, out_dir: Path) -> Path | None:
+    from relaykit.stack.build import stack_artifact
+
+    return stack_artifact(p, out_dir)
+
+
+def _helm_artifact(p: Profile, out_dir: Path) -> Path | None:
+    from relaykit.stack.build import helm_artifact
+
+    return helm_artifact(p, out_dir)
+
+
+def _verify_deployment(p: Profile, artifact: Path, log: Log) -> tuple[bool, str]:
+    from relaykit.stack.build import verify_deployment
+
+    return verify_deployment(p, artifact, log)
+
+
 @dataclass(frozen=True)
 class Backend:
     """How one format is built from a rendered profile, found in build/<name>/, verified."""
@@ -149,6 +187,14 @@ BACKENDS: dict[Format, Backend] = {
     Format.DEB: Backend(Format.DEB, lambda p: p.deb is not None,
                         "add outputs: {deb: {package, version, maintainer}}",
                         _build_deb, _deb_artifact, _verify_deb),
+    # An undeclared outputs.stack/helm falls back to the schema's defaults: the image is
+    # what a deployment needs.
+    Format.STACK: Backend(Format.STACK, lambda p: p.oci is not None,
+                          "add outputs: {oci: {name: ...}}: a stack runs the image",
+                          _build_stack, _stack_artifact, _verify_deployment),
+    Format.HELM: Backend(Format.HELM, lambda p: p.oci is not None,
+                         "add outputs: {oci: {name: ...}}: a chart runs the image",
+                         _build_helm, _helm_artifact, _verify_deployment),
 }
 
 
@@ -164,8 +210,8 @@ def resolve_formats(requested: str | None, declared: tuple[str, ...]) -> tuple[F
     """--format oci|deb|all|none; default: what the profile's outputs declare."""
     if requested is None:
         return tuple(parse_format(name) for name in declared)
-    if requested == Selector.ALL:
-        return tuple(Format)
+    if requested == Selector.ALL:  # the artifacts; deployments are asked for by name
+        return tuple(fmt for fmt in Format if fmt not in SCALE_FORMATS)
     if requested == Selector.NONE:
         return ()
     if requested not in set(Format):
@@ -190,8 +236,13 @@ def build(profile: str, *, formats: tuple[str, ...] | None = None, fmt: str | No
     report_warnings(loaded.warnings, log)
     p = loaded.profile
     wanted = (tuple(parse_format(f) for f in formats) if formats is not None
-              else resolve_formats(fmt, p.formats))
+              else resolve_formats(fmt, p.formats + p.scale.formats))
     backends = _backends_for(p, wanted)
+    scale = tuple(fmt.value for fmt in wanted if fmt in SCALE_FORMATS)
+    if scale:
+        from relaykit.stack.build import check_scale
+
+        report_warnings(check_scale(profile, loaded, scale), log)
     rendered = render(p)
     out_dir = build_dir() / p.name
     with staging(out_dir) as stage:

@@ -208,7 +208,7 @@ def test_relaykit_error_keeps_its_hint_and_code() -> None:
         cli._run(lambda: commands.resolve_formats("tarball", ()))
     assert exc.value.code == 1
     assert exc.value.message == ("error: unknown format 'tarball'\n"
-                                 "  hint: use oci, deb, all, none")
+                                 "  hint: use oci, deb, stack, helm, all, none")
 
 
 def test_verbose_flag_turns_progress_on(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -229,7 +229,7 @@ def test_every_format_has_a_backend() -> None:
 
 def test_format_selection() -> None:
     Format = commands.Format
-    assert commands.resolve_formats("all", ()) == tuple(Format)
+    assert commands.resolve_formats("all", ()) == (Format.OCI, Format.DEB)
     assert commands.resolve_formats("none", ("oci",)) == ()
     assert commands.resolve_formats("deb", ("oci",)) == (Format.DEB,)
     assert commands.resolve_formats(None, ("oci", "deb")) == (Format.OCI, Format.DEB)

@@ -6,7 +6,7 @@ already applied (the schema holds them), so nothing here re-validates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 TLS_MODES = ("none", "starttls", "starttls-required", "implicit")
@@ -146,6 +146,7 @@ class Profile:
     tls: Tls
     oci: OciOutput | None
     deb: DebOutput | None
+    scale: ScaleOutputs = field(default_factory=lambda: ScaleOutputs())
 
     @property
     def auth_listeners(self) -> tuple[Listener, ...]:
@@ -205,6 +206,7 @@ def build_profile(data: dict[str, Any], source_file: str) -> Profile:
         ),
         oci=_oci(outputs.get("oci")),
         deb=_deb(outputs.get("deb")),
+        scale=scale_outputs(outputs),
     )
 
 
@@ -286,3 +288,76 @@ DEFAULT_RELAY_RESTRICTIONS = (
     "permit_sasl_authenticated",
     "reject_unauth_destination",
 )
+
+
+# --- deployment at scale (outputs.stack, outputs.helm) ----------------------------------
+
+@dataclass(frozen=True)
+class Resources:
+    cpu_millicores: int  # limit
+    memory_mib: int  # limit
+    cpu_request_millicores: int
+    memory_request_mib: int
+
+
+@dataclass(frozen=True)
+class StackOutput:
+    mode: str  # "replicated" | "global"
+    replicas: int
+    publish: str  # "host" | "none"
+    resources: Resources
+    stop_grace_period_s: int
+    healthcheck_interval_s: int
+    cluster_networks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HelmOutput:
+    replicas: int
+    service_type: str  # "ClusterIP" | "LoadBalancer" | "NodePort"
+    queue_storage_gib: int
+    storage_class: str | None
+    resources: Resources
+    termination_grace_s: int
+    cluster_networks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ScaleOutputs:
+    """outputs.stack and outputs.helm as declared (None: not declared)."""
+
+    stack: StackOutput | None = None
+    helm: HelmOutput | None = None
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        declared = [("stack", self.stack), ("helm", self.helm)]
+        return tuple(name for name, out in declared if out is not None)
+
+
+def _resources(r: dict[str, Any]) -> Resources:
+    return Resources(r["cpu_millicores"], r["memory_mib"], r["cpu_request_millicores"],
+                     r["memory_request_mib"])
+
+
+def stack_output(s: dict[str, Any]) -> StackOutput:
+    return StackOutput(
+        mode=s["mode"], replicas=s["replicas"], publish=s["publish"],
+        resources=_resources(s["resources"]),
+        stop_grace_period_s=s["stop_grace_period_s"],
+        healthcheck_interval_s=s["healthcheck_interval_s"],
+        cluster_networks=tuple(s["cluster_networks"]))
+
+
+def helm_output(h: dict[str, Any]) -> HelmOutput:
+    return HelmOutput(
+        replicas=h["replicas"], service_type=h["service_type"],
+        queue_storage_gib=h["queue_storage_gib"], storage_class=h["storage_class"],
+        resources=_resources(h["resources"]), termination_grace_s=h["termination_grace_s"],
+        cluster_networks=tuple(h["cluster_networks"]))
+
+
+def scale_outputs(outputs: dict[str, Any]) -> ScaleOutputs:
+    stack, helm = outputs.get("stack"), outputs.get("helm")
+    return ScaleOutputs(stack=None if stack is None else stack_output(stack),
+                        helm=None if helm is None else helm_output(helm))
