@@ -122,3 +122,19 @@ def docs(c: Context) -> None:
     out = Path(__file__).resolve().parent / "docs" / "profile-reference.md"
     out.write_text(reference_markdown())
     print(f"wrote {out}")
+
+
+@task(help={"suite": "Debian suite (default: trixie)",
+            "architecture": "dpkg architecture (default: the build host's)",
+            "add": "comma-separated extra packages to resolve too (profiles' extra_packages)",
+            "mirror": "Debian mirror URL (default: mmdebstrap's; RELAYKIT_MIRROR)",
+            "cache_dir": "where the .debs are kept (default: $XDG_CACHE_HOME/relaykit)"})
+def lock(c: Context, suite: str = "trixie", architecture: str | None = None, add: str = "",
+         mirror: str | None = None, cache_dir: str | None = None) -> None:
+    """Resolve the image base on the mirror now: keep its .debs, rewrite
+    locks/<suite>-<arch>.lock (commit it) and print what changed."""
+    changes = _run(lambda: commands.lock(
+        suite=suite, architecture=architecture,
+        add=tuple(x.strip() for x in add.split(",") if x.strip()), mirror=mirror,
+        cache_dir=Path(cache_dir) if cache_dir else None))
+    print("\n".join(changes) if changes else "no change")

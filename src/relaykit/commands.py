@@ -6,6 +6,7 @@ tasks.py stays a thin shell over these, so they are testable without invoke.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -203,3 +204,36 @@ def publish(profile: str, *, registry: str | None, tls_verify: bool = True,
     out_dir = build_dir() / p.name
     return push(p, out_dir / f"{p.name}.oci.tar", out_dir / f"{p.name}.oci.json",
                 registry=registry, tls_verify=tls_verify, authfile=authfile, log=log)
+
+
+def lock(*, suite: str, architecture: str | None = None, add: tuple[str, ...] = (),
+         mirror: str | None = None, cache_dir: Path | None = None,
+         log: Log = stderr) -> list[str]:
+    """Resolve the image base on the mirror now, keep its .debs, rewrite the lock;
+    returns what changed (one line per package)."""
+    from relaykit import debian
+    from relaykit.buildinfo import build_inputs, host_architecture
+    from relaykit.oci.base import lock_base
+    from relaykit.oci.lock import find_lock, lock_path, write_lock
+
+    if suite not in debian.SUITES:
+        raise RelaykitError(f"unsupported Debian suite {suite!r}",
+                            hint="use one of: " + ", ".join(debian.SUITES))
+    if bad := [a for a in add if not re.fullmatch(r"[a-z0-9][a-z0-9+.-]*", a)]:
+        raise RelaykitError(f"bad package name(s) in --add: {', '.join(bad)}",
+                            hint="Debian package names: lowercase letters, digits, + . -")
+    arch = architecture or host_architecture()
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", arch):
+        raise RelaykitError(f"bad dpkg architecture {arch!r}", hint="e.g. amd64 or arm64")
+    inputs = build_inputs(mirror=mirror, cache_dir=cache_dir)
+    path = lock_path(suite, arch)
+    old = find_lock(suite, arch) if path.exists() else None
+    # Keep what the lock resolved before (profiles' extra packages) plus the image's own.
+    wanted = set(debian.IMAGE_PACKAGES) | set(old.requested if old else ()) | set(add)
+    new = lock_base(suite, arch, tuple(sorted(wanted)), inputs.mirror, inputs.cache_dir, log)
+    from relaykit.oci.lock import diff_locks
+
+    changes = diff_locks(old, new)
+    write_lock(new, path)
+    log(f"wrote {path}: {len(new.packages)} packages, {len(changes)} change(s)")
+    return changes

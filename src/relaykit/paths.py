@@ -26,6 +26,12 @@ def static_rootfs_dir() -> Path:
     return project_root() / "rootfs"
 
 
+def locks_dir() -> Path:
+    """The committed package locks, one per suite and architecture (RELAYKIT_LOCKS_DIR)."""
+    env = os.environ.get("RELAYKIT_LOCKS_DIR")
+    return Path(env) if env else project_root() / "locks"
+
+
 def build_dir() -> Path:
     return Path(os.environ.get("RELAYKIT_BUILD_DIR", project_root() / "build"))
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from relaykit import debian, oci
 from relaykit.buildinfo import BuildInputs, host_architecture
 from relaykit.oci.image import rfc3339
+from relaykit.oci.lock import find_lock
 from relaykit.paths import static_rootfs_dir
 from relaykit.profile.model import Profile
 from relaykit.render.postfix import Rendered
@@ -29,12 +30,14 @@ def image_overlay(rendered: Rendered) -> Tree:
 
 def base_spec(p: Profile, inputs: BuildInputs) -> oci.BaseSpec:
     packages = tuple(sorted(set(IMAGE_PACKAGES) | set(p.base.extra_packages)))
+    architecture = p.base.architecture or host_architecture()
     return oci.BaseSpec(
         suite=p.base.suite,
-        architecture=p.base.architecture or host_architecture(),
+        architecture=architecture,
         packages=packages,
         mirror=p.base.mirror or inputs.mirror,
         epoch=inputs.base_epoch,
+        lock=find_lock(p.base.suite, architecture),  # committed: locks/<suite>-<arch>.lock
     )
 
 
