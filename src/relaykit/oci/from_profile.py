@@ -7,10 +7,18 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from relaykit import debian, oci
+from relaykit import __version__, debian, oci
 from relaykit.buildinfo import BuildInputs, host_architecture
 from relaykit.oci.image import rfc3339
 from relaykit.oci.lock import find_lock
+from relaykit.oci.sbom import (
+    CYCLONEDX_MEDIA_TYPE,
+    SPDX_MEDIA_TYPE,
+    OverlayFile,
+    Subject,
+    cyclonedx,
+    spdx,
+)
 from relaykit.paths import static_rootfs_dir
 from relaykit.profile.model import Profile
 from relaykit.render.postfix import Rendered
@@ -83,14 +91,39 @@ def image_spec(p: Profile, inputs: BuildInputs) -> oci.ImageSpec:
     )
 
 
+def overlay_files(tree: Tree) -> list[OverlayFile]:
+    return [OverlayFile.of(e.path, e.data) for e in tree.entries.values() if e.kind == "file"]
+
+
+def sbom_attachments(p: Profile, inputs: BuildInputs, overlay: Tree, base: oci.BaseLayer,
+                     plan: oci.ImagePlan) -> list[oci.Attachment]:
+    """SPDX and CycloneDX documents of the planned image: its dpkg packages and overlay."""
+    assert p.oci is not None
+    subject = Subject("container", p.oci.name, p.version, plan.digest, rfc3339(inputs.epoch),
+                      p.base.suite)
+    files = overlay_files(overlay)
+    return [
+        oci.Attachment(SPDX_MEDIA_TYPE, spdx(subject, base.packages, files, __version__),
+                       f"{p.name}.spdx.json"),
+        oci.Attachment(CYCLONEDX_MEDIA_TYPE,
+                       cyclonedx(subject, base.packages, files, __version__),
+                       f"{p.name}.cdx.json"),
+    ]
+
+
 def build_oci(p: Profile, rendered: Rendered, inputs: BuildInputs, out_dir: Path, *,
               refresh: bool = False, log: Callable[[str], None] = print) -> Path:
-    """Write <out_dir>/<name>.oci.tar and its build record <name>.oci.json."""
+    """Write <out_dir>/<name>.oci.tar, its build record <name>.oci.json and, beside them,
+    the artifacts stored in the archive as the image's referrers (SBOMs)."""
     base = base_spec(p, inputs)
     out = out_dir / f"{p.name}.oci.tar"
-    record = oci.build_image(base=base, overlay=image_overlay(rendered),
-                             image=image_spec(p, inputs), out=out,
-                             cache_dir=inputs.cache_dir, refresh=refresh, log=log)
+    overlay = image_overlay(rendered)
+    record = oci.build_image(
+        base=base, overlay=overlay, image=image_spec(p, inputs), out=out,
+        cache_dir=inputs.cache_dir, refresh=refresh, log=log,
+        attach=lambda layer, plan: sbom_attachments(p, inputs, overlay, layer, plan))
+    for attachment in record.attachments:
+        (out_dir / attachment.title).write_bytes(attachment.data)
     info = {"profile": p.name, "format": "oci", "epoch": inputs.epoch,
             "revision": inputs.revision, "base_cache_key": oci.cache_key(base),
             "base": {"suite": base.suite, "architecture": base.architecture,

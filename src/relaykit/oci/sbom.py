@@ -209,17 +209,33 @@ def spdx(subject: Subject, packages: Iterable[DpkgPackage], files: Iterable[Over
         relationships.append({"spdxElementId": root_id, "relationshipType": "CONTAINS",
                               "relatedSpdxElement": pid})
     doc_files = []
-    for f in sorted(files, key=lambda f: f.path):
-        fid = _spdx_id("File", f.path.strip("/"))
-        doc_files.append({
-            "SPDXID": fid, "fileName": "." + f.path,
-            "checksums": [{"algorithm": "SHA1", "checksumValue": f.sha1},
-                          {"algorithm": "SHA256", "checksumValue": f.sha256}],
-            "licenseConcluded": "NOASSERTION", "copyrightText": "NOASSERTION",
-            "comment": "relaykit overlay",
+    overlay = sorted(files, key=lambda f: f.path)
+    if overlay:
+        # relaykit's own files: a package of their own, analysed file by file (SPDX lets
+        # only a package with filesAnalyzed contain files).
+        overlay_id = _spdx_id("Package-overlay", subject.name)
+        file_ids = [_spdx_id("File", f.path.strip("/")) for f in overlay]
+        doc_packages.append({
+            "SPDXID": overlay_id, "name": f"{subject.name}-overlay",
+            "versionInfo": subject.version, "downloadLocation": "NOASSERTION",
+            "filesAnalyzed": True, "hasFiles": file_ids,
+            "packageVerificationCode": {"packageVerificationCodeValue": _verification(overlay)},
+            "licenseConcluded": "NOASSERTION", "licenseDeclared": "NOASSERTION",
+            "licenseInfoFromFiles": ["NOASSERTION"], "copyrightText": "NOASSERTION",
+            "supplier": "Organization: relaykit",
+            "comment": "configuration and scripts relaykit adds on top of the Debian base",
         })
         relationships.append({"spdxElementId": root_id, "relationshipType": "CONTAINS",
-                              "relatedSpdxElement": fid})
+                              "relatedSpdxElement": overlay_id})
+        for f, fid in zip(overlay, file_ids, strict=True):
+            doc_files.append({
+                "SPDXID": fid, "fileName": "." + f.path,
+                "checksums": [{"algorithm": "SHA1", "checksumValue": f.sha1},
+                              {"algorithm": "SHA256", "checksumValue": f.sha256}],
+                "licenseConcluded": "NOASSERTION", "copyrightText": "NOASSERTION",
+            })
+            relationships.append({"spdxElementId": overlay_id, "relationshipType": "CONTAINS",
+                                  "relatedSpdxElement": fid})
     doc = {
         "spdxVersion": "SPDX-2.3", "dataLicense": "CC0-1.0", "SPDXID": "SPDXRef-DOCUMENT",
         "name": f"{subject.name}-{subject.version}",
@@ -230,6 +246,11 @@ def spdx(subject: Subject, packages: Iterable[DpkgPackage], files: Iterable[Over
         "packages": doc_packages, "files": doc_files, "relationships": relationships,
     }
     return _canonical(doc)
+
+
+def _verification(files: list[OverlayFile]) -> str:
+    """SPDX package verification code: SHA1 over the sorted SHA1s of its files."""
+    return hashlib.sha1("".join(sorted(f.sha1 for f in files)).encode()).hexdigest()
 
 
 def _uuid(subject: Subject, what: str) -> uuid.UUID:
