@@ -138,3 +138,19 @@ def lock(c: Context, suite: str = "trixie", architecture: str | None = None, add
         add=tuple(x.strip() for x in add.split(",") if x.strip()), mirror=mirror,
         cache_dir=Path(cache_dir) if cache_dir else None))
     print("\n".join(changes) if changes else "no change")
+
+
+@task(positional=[], help={
+    "profile": HELP_PROFILE,
+    "public_key": "the ed25519 public key (PEM) whose private half signed the build",
+    "archive": "an image archive to check instead of build/<name>/<name>.oci.tar"})
+def verify_provenance(c: Context, profile: str = "", public_key: str = "",
+                      archive: str | None = None) -> None:
+    """Check an image archive: every blob intact, the provenance signed by this key and
+    naming this image.  Exits 1 on any mismatch."""
+    if not public_key:
+        raise Exit("error: --public-key is required", code=1)
+    for line in _run(lambda: commands.verify_provenance(
+            profile, public_key=Path(public_key),
+            archive=Path(archive) if archive else None)):
+        print(line)

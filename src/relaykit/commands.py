@@ -237,3 +237,23 @@ def lock(*, suite: str, architecture: str | None = None, add: tuple[str, ...] = 
     write_lock(new, path)
     log(f"wrote {path}: {len(new.packages)} packages, {len(changes)} change(s)")
     return changes
+
+
+def verify_provenance(profile: str, *, public_key: Path, archive: Path | None = None,
+                      log: Log = stderr) -> list[str]:
+    """Check the built image (or archive) against its signed provenance; one line per
+    verified image.  Any failure is a RelaykitError."""
+    from relaykit.oci.provenance import verify_archive
+
+    if archive is None:
+        p = load_profile(profile).profile
+        archive = build_dir() / p.name / f"{p.name}.oci.tar"
+        if not archive.is_file():
+            raise RelaykitError(f"no image at {archive}",
+                                hint=f"run: invoke build --profile {profile} --format oci")
+    lines = []
+    for v in verify_archive(archive, public_key):
+        lines.append(f"{archive.name}: {v.name}@{v.image}: provenance signed, subject matches, "
+                     f"{v.blobs} blobs intact; built by {v.builder} from "
+                     + ", ".join(v.materials))
+    return lines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 from collections.abc import Callable
@@ -11,6 +12,15 @@ from relaykit import __version__, debian, oci
 from relaykit.buildinfo import BuildInputs, host_architecture
 from relaykit.oci.image import rfc3339
 from relaykit.oci.lock import find_lock
+from relaykit.oci.provenance import (
+    DSSE_MEDIA_TYPE,
+    KEY_ENV,
+    Material,
+    load_private_key,
+    sign,
+    signing_key_from_env,
+    statement,
+)
 from relaykit.oci.sbom import (
     CYCLONEDX_MEDIA_TYPE,
     SPDX_MEDIA_TYPE,
@@ -111,6 +121,35 @@ def sbom_attachments(p: Profile, inputs: BuildInputs, overlay: Tree, base: oci.B
     ]
 
 
+def provenance_attachment(p: Profile, inputs: BuildInputs, base: oci.BaseLayer,
+                          plan: oci.ImagePlan, key: Path) -> oci.Attachment:
+    """The signed SLSA provenance of the planned image: what it was built from."""
+    assert p.oci is not None
+    materials = []
+    if inputs.revision != "unknown":
+        materials.append(Material("relaykit source", {"gitCommit": inputs.revision},
+                                  f"git+{p.oci.source}@{inputs.revision}" if p.oci.source
+                                  else ""))
+    source = Path(p.source_file)
+    if source.is_file():
+        materials.append(Material(f"profile {source.name}",
+                                  {"sha256": hashlib.sha256(source.read_bytes()).hexdigest()}))
+    if base.spec.lock is not None:
+        lock = base.spec.lock
+        materials.append(Material(f"locks/{lock.suite}-{lock.architecture}.lock",
+                                  {"sha256": hashlib.sha256(lock.text().encode()).hexdigest()}))
+    materials.append(Material(f"base layer {base.spec.suite}/{base.spec.architecture}",
+                              {"sha256": base.blob.digest.removeprefix("sha256:")}))
+    doc = statement(
+        name=p.oci.name, digest=plan.digest, builder=f"urn:relaykit:builder:{__version__}",
+        parameters={"profile": p.name, "format": "oci", "tags": list(p.oci.tags)},
+        internal={"SOURCE_DATE_EPOCH": inputs.epoch, "base_epoch": inputs.base_epoch,
+                  "pinned": base.spec.lock is not None},
+        materials=materials)
+    return oci.Attachment(DSSE_MEDIA_TYPE, sign(doc, load_private_key(key)),
+                          f"{p.name}.provenance.dsse.json")
+
+
 def build_oci(p: Profile, rendered: Rendered, inputs: BuildInputs, out_dir: Path, *,
               refresh: bool = False, log: Callable[[str], None] = print) -> Path:
     """Write <out_dir>/<name>.oci.tar, its build record <name>.oci.json and, beside them,
@@ -118,10 +157,21 @@ def build_oci(p: Profile, rendered: Rendered, inputs: BuildInputs, out_dir: Path
     base = base_spec(p, inputs)
     out = out_dir / f"{p.name}.oci.tar"
     overlay = image_overlay(rendered)
+    key = signing_key_from_env()
+    if key is not None:
+        load_private_key(key)  # a bad key fails before the base is built
+    else:
+        log(f"provenance: not signed ({KEY_ENV} is not set)")
+
+    def attach(layer: oci.BaseLayer, plan: oci.ImagePlan) -> list[oci.Attachment]:
+        found = sbom_attachments(p, inputs, overlay, layer, plan)
+        if key is not None:
+            found.append(provenance_attachment(p, inputs, layer, plan, key))
+        return found
+
     record = oci.build_image(
         base=base, overlay=overlay, image=image_spec(p, inputs), out=out,
-        cache_dir=inputs.cache_dir, refresh=refresh, log=log,
-        attach=lambda layer, plan: sbom_attachments(p, inputs, overlay, layer, plan))
+        cache_dir=inputs.cache_dir, refresh=refresh, log=log, attach=attach)
     for attachment in record.attachments:
         (out_dir / attachment.title).write_bytes(attachment.data)
     info = {"profile": p.name, "format": "oci", "epoch": inputs.epoch,
