@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,6 +26,25 @@ from relaykit.render.tree import Tree
 AttachFor = Callable[[BaseLayer, ImagePlan], Sequence[Attachment]]
 
 
+BASE_LAYER_KEY = "io.relaykit.base.layer.digest"
+BASE_LOCK_KEY = "io.relaykit.base.lock.sha256"
+
+
+def with_base_annotations(image: ImageSpec, base: BaseLayer) -> ImageSpec:
+    """Name the base the image sits on. OCI's image.base.digest means a base *image*
+    manifest a registry serves; relaykit's base is a cached layer, so its own keys say
+    which layer and which package lock."""
+    extra = {BASE_LAYER_KEY: base.blob.digest}
+    if base.spec.lock is not None:
+        extra[BASE_LOCK_KEY] = hashlib.sha256(base.spec.lock.text().encode()).hexdigest()
+
+    def merge(pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+        return tuple(sorted({**dict(pairs), **extra}.items()))
+
+    return dataclasses.replace(image, annotations=merge(image.annotations),
+                               labels=merge(image.labels))
+
+
 def build_image(*, base: BaseSpec, overlay: Tree, image: ImageSpec, out: Path,
                 cache_dir: Path, refresh: bool = False, log: Log = print,
                 attach: AttachFor | None = None) -> ImageRecord:
@@ -33,6 +53,7 @@ def build_image(*, base: BaseSpec, overlay: Tree, image: ImageSpec, out: Path,
     attach(base layer, planned image) returns the artifacts (SBOMs, provenance) to store
     as referrers of the image."""
     base_layer = build_base(base, cache_dir, refresh=refresh, log=log)
+    image = with_base_annotations(image, base_layer)
     if not image.history:
         image = dataclasses.replace(image, history=(
             f"relaykit base {base.suite}", f"relaykit overlay {image.name}"))

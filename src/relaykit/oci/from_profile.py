@@ -37,6 +37,7 @@ from relaykit.render.tree import Tree, load_static_tree
 ENTRYPOINT = "/usr/lib/relaykit/entrypoint"
 HEALTHCHECK = "/usr/lib/relaykit/healthcheck"
 IMAGE_PACKAGES = debian.IMAGE_PACKAGES
+RELAYKIT_LICENSE = "MIT"
 
 
 def image_overlay(rendered: Rendered) -> Tree:
@@ -79,6 +80,8 @@ def image_spec(p: Profile, inputs: BuildInputs) -> oci.ImageSpec:
         "org.opencontainers.image.revision": inputs.revision,
         "org.opencontainers.image.created": rfc3339(inputs.epoch),
         "org.opencontainers.image.vendor": "relaykit",
+        # relaykit's own files; each Debian package's licences are in the SBOM.
+        "org.opencontainers.image.licenses": RELAYKIT_LICENSE,
     }
     if p.oci.source:
         annotations["org.opencontainers.image.source"] = p.oci.source
