@@ -212,3 +212,24 @@ def tampered(built: Path, tmp_path: Path) -> Iterator[Path]:
 def test_provenance_fails_for_a_modified_layer(tampered: Path, keys: dict[str, Path]) -> None:
     with pytest.raises(RelaykitError, match="do not match their digest"):
         commands.verify_provenance(PROFILE, public_key=keys["signer.pub"], archive=tampered)
+
+
+def test_runtime_has_no_package_manager_but_keeps_its_records(
+        built: Path, dpkg_listed: set[tuple[str, str]]) -> None:
+    layer = record(built)["layers"][0]["digest"].removeprefix("sha256:")
+    with tarfile.open(built / f"{PROFILE}.oci.tar") as outer:
+        blob = outer.extractfile(f"blobs/sha256/{layer}")
+        assert blob is not None
+        with tarfile.open(fileobj=gzip.GzipFile(fileobj=blob), mode="r|") as tar:
+            names = {info.name for info in tar}
+    for gone in ("usr/bin/apt", "usr/bin/apt-get", "usr/bin/dpkg", "usr/bin/dpkg-query",
+                 "usr/sbin/start-stop-daemon", "usr/bin/sqv"):
+        assert gone not in names, gone
+    assert not [n for n in names if "libapt-pkg" in n
+                and not n.startswith(("var/lib/dpkg/", "usr/share/doc/"))]
+    for kept in ("var/lib/dpkg/status", "var/lib/dpkg/info/apt.list",
+                 "usr/share/doc/apt/copyright", "usr/share/doc/dpkg/copyright",
+                 "usr/bin/perl", "usr/lib/postfix/syncfiles.pl", "usr/bin/openssl",
+                 "usr/sbin/saslauthd", "usr/bin/setsid", "usr/bin/getent"):
+        assert kept in names, kept
+    assert {"apt", "dpkg"} <= {name for name, _ in dpkg_listed}  # still declared for scanners

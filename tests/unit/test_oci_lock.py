@@ -184,3 +184,17 @@ def test_flat_repository_refuses_a_tampered_kept_deb(kept: tuple[Lock, Path],
     with pytest.raises(RelaykitError, match="does not match its digest"):
         flat_repository(lock, cache, tmp_path / "repo")
     assert not victim.exists()  # removed, so the next build fetches it anew
+
+
+def test_dropped_packages_change_the_cache_key_and_are_validated() -> None:
+    from relaykit.oci.base import _mmdebstrap_argv
+
+    lean = dataclasses.replace(SPEC, drop_packages=debian.RUNTIME_DROP_PACKAGES)
+    assert cache_key(lean) != cache_key(SPEC)
+    hook = [a for a in _mmdebstrap_argv(lean, None) if a.startswith("--customize-hook=")]
+    assert len(hook) == 1 and "for pkg in apt debian-archive-keyring dpkg" in hook[0]
+    assert not [a for a in _mmdebstrap_argv(SPEC, None) if "hook" in a]
+    with pytest.raises(RelaykitError, match="bad package name"):
+        dataclasses.replace(SPEC, drop_packages=("apt; rm -rf /",))
+    with pytest.raises(RelaykitError, match="cannot drop packages the relay runs: postfix"):
+        dataclasses.replace(SPEC, drop_packages=("postfix",))

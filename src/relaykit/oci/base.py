@@ -32,7 +32,7 @@ from relaykit.oci.lock import Lock, LockedDeb
 from relaykit.oci.sbom import DpkgPackage, PackageFacts
 from relaykit.paths import cache_dir
 
-FORMAT_VERSION = 2  # bump when the post-processing changes: it invalidates every cache key
+FORMAT_VERSION = 3  # bump when the post-processing changes: it invalidates every cache key
 SUPPORTED_SUITES = tuple(debian.SUITES)
 REQUIRED_PACKAGES = debian.RELAY_PACKAGES
 
@@ -80,6 +80,9 @@ class BaseSpec:
     mirror: str | None  # None = mmdebstrap's default mirror
     epoch: int  # SOURCE_DATE_EPOCH
     excludes: tuple[str, ...] = DEFAULT_EXCLUDES  # dpkg path-exclude/path-include filters
+    # Packages whose files are removed after the install (dpkg status kept): tools the
+    # relay never runs.  See relaykit.debian.RUNTIME_DROP_PACKAGES.
+    drop_packages: tuple[str, ...] = ()
     # The lock the base is built from (exact .debs, no mirror asked); None: unpinned, the
     # mirror's current versions.
     lock: Lock | None = None
@@ -91,9 +94,11 @@ class BaseSpec:
                                 hint="use one of: " + ", ".join(SUPPORTED_SUITES))
         if not _ARCH_RE.match(self.architecture):
             raise RelaykitError(f"bad dpkg architecture {self.architecture!r}")
-        bad = [p for p in self.packages if not _PACKAGE_RE.match(p)]
+        bad = [p for p in (*self.packages, *self.drop_packages) if not _PACKAGE_RE.match(p)]
         if bad:
             raise RelaykitError(f"bad package name(s): {', '.join(bad)}")
+        if kept := sorted(set(self.drop_packages) & set(REQUIRED_PACKAGES)):
+            raise RelaykitError(f"cannot drop packages the relay runs: {', '.join(kept)}")
         missing = [p for p in REQUIRED_PACKAGES if p not in self.packages]
         if missing:
             raise RelaykitError(f"base packages lack {', '.join(missing)}",
@@ -236,11 +241,35 @@ def _canonical_order(members: Iterable[Member]) -> Iterator[Member]:
 
 # --- mmdebstrap ----------------------------------------------------------------------
 
+# Removes the files of the packages listed (validated names), after the install: regular
+# files and symlinks from each package's dpkg file list, except the dpkg database itself
+# and copyright files.  mmdebstrap runs a hook through the shell with the root as $1.
+# It moves start-stop-daemon to .REAL during the build and back when done: drop that too.
+_DROP_HOOK = """\
+set -eu
+for pkg in {packages}; do
+    for list in "$1/var/lib/dpkg/info/$pkg.list" "$1/var/lib/dpkg/info/$pkg":*.list; do
+        [ -f "$list" ] || continue
+        while IFS= read -r path; do
+            case $path in /var/lib/dpkg/*|/usr/share/doc/*/copyright) continue ;; esac
+            if [ -L "$1$path" ] || [ -f "$1$path" ]; then rm -f "$1$path"; fi
+            rm -f "$1$path.REAL"
+        done < "$list"
+    done
+done
+"""
+
+
+def _drop_hook(packages: tuple[str, ...]) -> str:
+    return "--customize-hook=" + _DROP_HOOK.format(packages=" ".join(sorted(packages)))
+
+
 def _mmdebstrap_argv(spec: BaseSpec, mirror: str | None) -> list[str]:
     argv = [
         "mmdebstrap", "--variant=apt", f"--architectures={spec.architecture}",
         "--include=" + ",".join(spec.packages),
         *[f"--dpkgopt={x}" for x in spec.excludes],
+        *([_drop_hook(spec.drop_packages)] if spec.drop_packages else []),
         "--format=tar", spec.suite, "-",  # "-": the tar goes to stdout, no temp rootfs file
     ]
     if mirror is not None:

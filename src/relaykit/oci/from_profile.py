@@ -56,6 +56,7 @@ def base_spec(p: Profile, inputs: BuildInputs) -> oci.BaseSpec:
         packages=packages,
         mirror=p.base.mirror or inputs.mirror,
         epoch=inputs.base_epoch,
+        drop_packages=debian.RUNTIME_DROP_PACKAGES,
         lock=find_lock(p.base.suite, architecture),  # committed: locks/<suite>-<arch>.lock
     )
 
