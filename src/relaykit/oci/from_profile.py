@@ -11,6 +11,7 @@ from pathlib import Path
 from relaykit import __version__, debian, oci
 from relaykit.buildinfo import BuildInputs, host_architecture
 from relaykit.oci.image import rfc3339
+from relaykit.oci.index import IndexRecord, build_index
 from relaykit.oci.lock import find_lock
 from relaykit.oci.provenance import (
     DSSE_MEDIA_TYPE,
@@ -47,9 +48,15 @@ def image_overlay(rendered: Rendered) -> Tree:
     return tree
 
 
-def base_spec(p: Profile, inputs: BuildInputs) -> oci.BaseSpec:
+def architectures(p: Profile) -> tuple[str, ...]:
+    """The dpkg architectures to build: base.architectures, else base.architecture, else
+    the build host's."""
+    return p.base.architectures or (p.base.architecture or host_architecture(),)
+
+
+def base_spec(p: Profile, inputs: BuildInputs, arch: str | None = None) -> oci.BaseSpec:
     packages = tuple(sorted(set(IMAGE_PACKAGES) | set(p.base.extra_packages)))
-    architecture = p.base.architecture or host_architecture()
+    architecture = arch or architectures(p)[0]
     return oci.BaseSpec(
         suite=p.base.suite,
         architecture=architecture,
@@ -72,7 +79,7 @@ def _public_ports(p: Profile) -> tuple[int, ...]:
     return tuple(ports)
 
 
-def image_spec(p: Profile, inputs: BuildInputs) -> oci.ImageSpec:
+def image_spec(p: Profile, inputs: BuildInputs, arch: str | None = None) -> oci.ImageSpec:
     assert p.oci is not None
     annotations = {
         "org.opencontainers.image.title": p.name,
@@ -100,7 +107,7 @@ def image_spec(p: Profile, inputs: BuildInputs) -> oci.ImageSpec:
         stop_signal="SIGTERM",
         annotations=tuple(sorted(annotations.items())),
         labels=tuple(sorted(annotations.items())),
-        architecture=p.base.architecture or host_architecture(),
+        architecture=arch or architectures(p)[0],
         history=(f"relaykit base {p.base.suite}", f"relaykit overlay {p.name} {p.version}"),
     )
 
@@ -109,19 +116,25 @@ def overlay_files(tree: Tree) -> list[OverlayFile]:
     return [OverlayFile.of(e.path, e.data) for e in tree.entries.values() if e.kind == "file"]
 
 
+def _stem(p: Profile, base: oci.BaseLayer) -> str:
+    """File name stem of an image's artifacts: one per platform when there are several."""
+    return f"{p.name}.{base.spec.architecture}" if p.base.architectures else p.name
+
+
 def sbom_attachments(p: Profile, inputs: BuildInputs, overlay: Tree, base: oci.BaseLayer,
                      plan: oci.ImagePlan) -> list[oci.Attachment]:
     """SPDX and CycloneDX documents of the planned image: its dpkg packages and overlay."""
     assert p.oci is not None
+    stem = _stem(p, base)
     subject = Subject("container", p.oci.name, p.version, plan.digest, rfc3339(inputs.epoch),
                       p.base.suite)
     files = overlay_files(overlay)
     return [
         oci.Attachment(SPDX_MEDIA_TYPE, spdx(subject, base.packages, files, __version__),
-                       f"{p.name}.spdx.json"),
+                       f"{stem}.spdx.json"),
         oci.Attachment(CYCLONEDX_MEDIA_TYPE,
                        cyclonedx(subject, base.packages, files, __version__),
-                       f"{p.name}.cdx.json"),
+                       f"{stem}.cdx.json"),
     ]
 
 
@@ -151,7 +164,7 @@ def provenance_attachment(p: Profile, inputs: BuildInputs, base: oci.BaseLayer,
                   "pinned": base.spec.lock is not None},
         materials=materials)
     return oci.Attachment(DSSE_MEDIA_TYPE, sign(doc, load_private_key(key)),
-                          f"{p.name}.provenance.dsse.json")
+                          f"{_stem(p, base)}.provenance.dsse.json")
 
 
 def build_oci(p: Profile, rendered: Rendered, inputs: BuildInputs, out_dir: Path, *,
@@ -173,16 +186,28 @@ def build_oci(p: Profile, rendered: Rendered, inputs: BuildInputs, out_dir: Path
             found.append(provenance_attachment(p, inputs, layer, plan, key))
         return found
 
-    record = oci.build_image(
-        base=base, overlay=overlay, image=image_spec(p, inputs), out=out,
-        cache_dir=inputs.cache_dir, refresh=refresh, log=log, attach=attach)
+    record: oci.ImageRecord | IndexRecord
+    if p.base.architectures:
+        record = build_index(
+            bases=[base_spec(p, inputs, a) for a in p.base.architectures], overlay=overlay,
+            images=[image_spec(p, inputs, a) for a in p.base.architectures], out=out,
+            cache_dir=inputs.cache_dir, host=host_architecture(), refresh=refresh, log=log,
+            attach=attach)
+    else:
+        record = oci.build_image(
+            base=base, overlay=overlay, image=image_spec(p, inputs), out=out,
+            cache_dir=inputs.cache_dir, refresh=refresh, log=log, attach=attach)
     for attachment in record.attachments:
         (out_dir / attachment.title).write_bytes(attachment.data)
+    bases = [base_spec(p, inputs, a) for a in architectures(p)]
     info = {"profile": p.name, "format": "oci", "epoch": inputs.epoch,
             "revision": inputs.revision, "base_cache_key": oci.cache_key(base),
             "base": {"suite": base.suite, "architecture": base.architecture,
                      "packages": list(base.packages), "epoch": base.epoch},
             **record.to_json()}
+    if len(bases) > 1 or p.base.architectures:
+        info["bases"] = [{"architecture": b.architecture, "cache_key": oci.cache_key(b)}
+                         for b in bases]
     info["path"] = out.name
     (out_dir / f"{p.name}.oci.json").write_text(json.dumps(info, indent=2) + "\n")
     return out
