@@ -403,11 +403,13 @@ def _check_installed(lock: Lock, installed: tuple[DpkgPackage, ...]) -> None:
 
 
 def fetch_debs(suite: str, architecture: str, packages: tuple[str, ...], mirror: str | None,
-               cache_dir: Path, log: Log) -> list[LockedDeb]:
-    """Resolve packages on the mirror and keep every .deb installed (the network step).
+               cache_dir: Path, log: Log, *, resolve: bool = True) -> list[LockedDeb]:
+    """Keep the .debs of packages (and their dependencies) from the mirror.
 
-    A throwaway mmdebstrap run (no output) with the downloaded archives synced out:
-    what it installs is exactly what it downloads into an empty archive directory.
+    resolve: a throwaway install (variant apt, no output) decides what the base holds,
+    as a build would; its archives are synced out, so what it installed is exactly what
+    it kept.  Otherwise (pinned versions of a lock) the packages are only downloaded
+    and extracted: no maintainer script runs, so a foreign architecture needs no qemu.
     """
     _mmdebstrap()
     store = locking.deb_store(cache_dir)
@@ -415,14 +417,15 @@ def fetch_debs(suite: str, architecture: str, packages: tuple[str, ...], mirror:
     with tempfile.TemporaryDirectory(prefix=".fetch-", dir=store) as work:
         out = Path(work) / "archives"
         out.mkdir()
-        argv = ["mmdebstrap", "--variant=apt", f"--architectures={architecture}",
-                "--include=" + ",".join(packages), "--skip=essential/unlink",
-                f"--customize-hook=sync-out /var/cache/apt/archives {out}",
-                "--format=null", suite, "/dev/null"]
+        sync = f"sync-out /var/cache/apt/archives {out}"
+        mode = (["--variant=apt", "--skip=essential/unlink", f"--customize-hook={sync}"]
+                if resolve else ["--variant=extract", f"--extract-hook={sync}"])
+        argv = ["mmdebstrap", *mode, f"--architectures={architecture}",
+                "--include=" + ",".join(packages), "--format=null", suite, "/dev/null"]
         if mirror is not None:
             argv.append(mirror)
-        log(f"base {suite}/{architecture}: fetching {len(packages)} package(s) and their "
-            "dependencies from the mirror")
+        log(f"base {suite}/{architecture}: fetching {len(packages)} package(s) "
+            f"{'and their dependencies ' if resolve else ''}from the mirror")
         proc = subprocess.run(argv, capture_output=True, text=True)
         if proc.returncode != 0:
             tail = "\n".join(proc.stderr.splitlines()[-8:])
@@ -440,7 +443,7 @@ def ensure_debs(spec: BaseSpec, cache_dir: Path, log: Log) -> None:
     if not missing:
         return
     fetch_debs(spec.suite, spec.architecture, tuple(d.pin for d in missing), spec.mirror,
-               cache_dir, log)
+               cache_dir, log, resolve=False)
     if still := locking.missing_debs(spec.lock, cache_dir):
         names = ", ".join(f"{d.name} {d.version}" for d in still[:10])
         raise RelaykitError(
