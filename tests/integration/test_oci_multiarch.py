@@ -9,7 +9,6 @@ with the base in the cache the module takes about two minutes.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -107,7 +106,9 @@ def test_each_platform_is_reproducible(built: tuple[Path, dict[str, Any]],
     arm = record["platforms"][1]
     assert arm["layers"][0]["digest"] != record["platforms"][0]["layers"][0]["digest"]
     out = Path(record["archive"]).parent
-    assert (out / "roaming.arm64.spdx.json").is_file() and (out / "roaming.amd64.cdx.json").is_file()
+    for arch in ("amd64", "arm64"):
+        assert (out / f"roaming.{arch}.spdx.json").is_file()
+        assert (out / f"roaming.{arch}.cdx.json").is_file()
 
 
 @pytest.fixture
@@ -138,4 +139,3 @@ def test_arm64_image_is_healthy_and_authenticates_under_qemu(
     inspect = subprocess.run([need("docker"), "image", "inspect", "-f", "{{.Architecture}}",
                               f"{PREFIX}/roaming:arm64"], capture_output=True, text=True)
     assert inspect.stdout.strip() == "arm64"
-    assert os.uname().machine == "x86_64" or inspect.returncode == 0
