@@ -22,6 +22,7 @@ from relaykit.paths import profiles_dir
 from relaykit.profile.load import load_profile
 
 from ..conftest import is_root
+from .test_publish import registry  # noqa: F401  (the local registry fixture)
 
 pytestmark = [
     pytest.mark.integration,
@@ -139,3 +140,22 @@ def test_arm64_image_is_healthy_and_authenticates_under_qemu(
     inspect = subprocess.run([need("docker"), "image", "inspect", "-f", "{{.Architecture}}",
                               f"{PREFIX}/roaming:arm64"], capture_output=True, text=True)
     assert inspect.stdout.strip() == "arm64"
+
+
+def test_publish_pushes_the_index_and_both_platforms(
+        built: tuple[Path, dict[str, Any]], registry: str,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    profile, record = built
+    monkeypatch.setenv("RELAYKIT_BUILD_DIR", str(Path(record["archive"]).parents[1]))
+    pushed = commands.publish(str(profile), registry=registry, tls_verify=False,
+                              log=lambda _m: None)
+    assert pushed[0] == f"docker://{registry}/relaykit/roaming:latest"
+    raw = subprocess.run([need("skopeo"), "inspect", "--raw", "--tls-verify=false",
+                          f"docker://{registry}/relaykit/roaming:latest"],
+                         check=True, capture_output=True, text=True).stdout
+    served = json.loads(raw)
+    assert [m["platform"]["architecture"] for m in served["manifests"]] == ["amd64", "arm64"]
+    for platform in record["platforms"]:  # every platform's manifest is there by digest
+        subprocess.run([need("skopeo"), "inspect", "--raw", "--tls-verify=false",
+                        f"docker://{registry}/relaykit/roaming@{platform['digest']}"],
+                       check=True, capture_output=True)
