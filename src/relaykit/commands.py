@@ -121,8 +121,20 @@ def build(profile: str, *, formats: tuple[str, ...] | None = None, fmt: str | No
 
             assert inputs is not None
             path = build_deb(p, rendered, inputs, stage, log=log)
-            log(f"wrote {out_dir / path.name}")
+            write_deb_sboms(path, p.base.suite, inputs.epoch)
+            log(f"wrote {out_dir / path.name} (+ .spdx.json, .cdx.json)")
     return RenderResult(loaded, rendered, out_dir)
+
+
+def write_deb_sboms(deb: Path, suite: str, epoch: int) -> None:
+    """<package>.deb.spdx.json and .deb.cdx.json beside the package."""
+    from relaykit import __version__
+    from relaykit.oci.image import rfc3339
+    from relaykit.oci.sbom import deb_documents
+
+    spdx, cdx = deb_documents(deb, suite, rfc3339(epoch), __version__, ("MIT",))
+    deb.with_name(deb.name + ".spdx.json").write_bytes(spdx)
+    deb.with_name(deb.name + ".cdx.json").write_bytes(cdx)
 
 
 def write_postconf_edits(rendered: Rendered, out: Path) -> None:

@@ -162,3 +162,29 @@ def test_identical_inputs_identical_bytes_any_order(make: object) -> None:
     other = Subject(**{**SUBJECT.__dict__, "digest": "sha256:" + "cd" * 32})
     c = make(other, PACKAGES, FILES, "0.1.0")  # type: ignore[operator]
     assert c != a  # the identifiers derive from the image digest
+
+
+def test_deb_sbom_names_the_package_and_every_file(tmp_path: Path) -> None:
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    from relaykit.oci.sbom import deb_documents
+
+    from .test_oci_lock import make_deb
+
+    deb = make_deb(tmp_path, "relaykit-demo", "1.0.0-1")
+    spdx_raw, cdx_raw = deb_documents(deb, "trixie", "2026-01-01T00:00:00Z", "0.1.0", ("MIT",))
+    assert deb_documents(deb, "trixie", "2026-01-01T00:00:00Z", "0.1.0", ("MIT",)) == (
+        spdx_raw, cdx_raw)
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(cdx_raw.decode()) is None
+    cdx = json.loads(cdx_raw)
+    (pkg,) = [c for c in cdx["components"] if c["type"] == "library"]
+    assert (pkg["name"], pkg["version"], pkg["licenses"]) == (
+        "relaykit-demo", "1.0.0-1", [{"license": {"id": "MIT"}}])
+    assert pkg["purl"] == "pkg:deb/debian/relaykit-demo@1.0.0-1?arch=all&distro=debian-13"
+    assert [c["name"] for c in cdx["components"] if c["type"] == "file"] == ["/usr/share/marker"]
+    doc = json.loads(spdx_raw)
+    root = doc["packages"][0]
+    import hashlib
+    assert root["checksums"][0]["checksumValue"] == hashlib.sha256(deb.read_bytes()).hexdigest()
+    assert [f["fileName"] for f in doc["files"]] == ["./usr/share/marker"]

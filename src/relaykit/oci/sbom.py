@@ -12,12 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
+import tarfile
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote
 
 from relaykit import debian
+from relaykit.errors import RelaykitError
 
 SPDX_MEDIA_TYPE = "application/spdx+json"
 CYCLONEDX_MEDIA_TYPE = "application/vnd.cyclonedx+json"
@@ -308,3 +312,47 @@ def cyclonedx(subject: Subject, packages: Iterable[DpkgPackage], files: Iterable
                           "dependsOn": [str(c["bom-ref"]) for c in components]}],
     }
     return _canonical(doc)
+
+
+# --- a .deb ---------------------------------------------------------------------------
+
+def _deb_control(deb: Path) -> dict[str, str]:
+    out = subprocess.run(["dpkg-deb", "--field", str(deb)], capture_output=True, text=True,
+                         check=True).stdout
+    fields: dict[str, str] = {}
+    for line in out.splitlines():
+        if line[:1] not in (" ", "\t") and ":" in line:
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+    return fields
+
+
+def _deb_files(deb: Path) -> list[OverlayFile]:
+    """Every regular file of the package's data, with its digests."""
+    proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    files = []
+    with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+        for info in tar:
+            if info.isreg():
+                data = tar.extractfile(info)
+                assert data is not None
+                files.append(OverlayFile.of("/" + info.name.removeprefix("./"), data.read()))
+    if proc.wait() != 0:
+        raise RelaykitError(f"{deb}: dpkg-deb could not read the package")
+    return files
+
+
+def deb_documents(deb: Path, suite: str, created: str, tool_version: str,
+                  licenses: tuple[str, ...]) -> tuple[bytes, bytes]:
+    """SPDX and CycloneDX documents of a built .deb: the package itself (name, version,
+    purl, licence) and every file it installs, with digests; its Depends stay in the
+    package's own control data."""
+    fields = _deb_control(deb)
+    name, version, arch = fields["Package"], fields["Version"], fields["Architecture"]
+    package = DpkgPackage(name, version, arch, fields.get("Source", name), version, licenses)
+    digest = "sha256:" + hashlib.sha256(deb.read_bytes()).hexdigest()
+    subject = Subject("deb", deb.name, version, digest, created, suite)
+    files = _deb_files(deb)
+    return (spdx(subject, [package], files, tool_version),
+            cyclonedx(subject, [package], files, tool_version))
