@@ -239,7 +239,11 @@ def lock(*, suite: str, architecture: str | None = None, add: tuple[str, ...] = 
         raise RelaykitError(f"bad dpkg architecture {arch!r}", hint="e.g. amd64 or arm64")
     inputs = build_inputs(mirror=mirror, cache_dir=cache_dir)
     path = lock_path(suite, arch)
-    old = find_lock(suite, arch) if path.exists() else None
+    try:
+        old = find_lock(suite, arch)
+    except RelaykitError as exc:  # a damaged lock is what a refresh repairs
+        log(f"warning: {exc.message}; writing a new lock")
+        old = None
     # Keep what the lock resolved before (profiles' extra packages) plus the image's own.
     wanted = set(debian.IMAGE_PACKAGES) | set(old.requested if old else ()) | set(add)
     new = lock_base(suite, arch, tuple(sorted(wanted)), inputs.mirror, inputs.cache_dir, log)

@@ -21,8 +21,8 @@ from relaykit.render.tree import Tree
 from .test_oci_image import EPOCH, IDS, blob, fake_base, read_archive, spec
 
 
-@pytest.fixture
-def bases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[BaseSpec]:
+def fake_bases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[BaseSpec]:
+    """amd64 and arm64 base specs whose 'built' layers are small fakes."""
     specs = [BaseSpec("trixie", arch, debian.IMAGE_PACKAGES, None, EPOCH)
              for arch in ("amd64", "arm64")]
     layers = {}
@@ -33,6 +33,11 @@ def bases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[BaseSpec]:
     monkeypatch.setattr(index_module, "build_base",
                         lambda s, *_a, **_k: layers[s.architecture])
     return specs
+
+
+@pytest.fixture
+def bases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[BaseSpec]:
+    return fake_bases(tmp_path, monkeypatch)
 
 
 def overlay_tree() -> Tree:

@@ -184,3 +184,22 @@ def test_bad_keys_are_named_without_their_content(tmp_path: Path) -> None:
     assert "c2VjcmV0" not in info.value.render() and "not an unencrypted PEM" in info.value.message
     with pytest.raises(RelaykitError, match="cannot read"):
         load_private_key(tmp_path / "missing.pem")
+
+
+def test_every_platform_of_an_index_verifies(tmp_path: Path, keys: dict[str, Path],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from relaykit.oci.index import build_index
+
+    from .test_oci_index import fake_bases, overlay_tree
+
+    specs = fake_bases(tmp_path, monkeypatch)
+    sign_plan = signer(keys["private"])
+    record = build_index(bases=specs, overlay=overlay_tree(),
+                         images=[spec(architecture=b.architecture, history=()) for b in specs],
+                         out=tmp_path / "i.tar", cache_dir=tmp_path, host="amd64",
+                         log=lambda _m: None, attach=lambda _layer, plan: sign_plan(plan))
+    results = verify_archive(tmp_path / "i.tar", keys["public"])
+    assert [r.image for r in results] == [p.digest for p in record.platforms]
+    with pytest.raises(RelaykitError, match="does not verify"):
+        verify_archive(tmp_path / "i.tar", keys["other"])
+
