@@ -47,6 +47,8 @@ RUN apt-get update \\
  && rm -rf /var/lib/apt/lists/*
 COPY rootfs/ /
 ENTRYPOINT ["/usr/lib/relaykit/entrypoint"]
+HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \
+  CMD ["/usr/lib/relaykit/healthcheck"]
 """
 
 
@@ -182,6 +184,11 @@ def private_engine(work: Path) -> Iterator[None]:
             proc.kill()
             proc.wait()
         log.close()
+        # dockerd leaves its network namespace mounted under the exec root.
+        with open("/proc/self/mounts") as mounts:
+            ours = [line.split()[1] for line in mounts if line.split()[1].startswith(str(root))]
+        for mount in reversed(ours):
+            subprocess.run(["umount", "-l", mount], capture_output=True)
 
 
 def start_times(image: str, work: Path, runs: int) -> tuple[Timed, Timed]:
