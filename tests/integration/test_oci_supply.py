@@ -233,3 +233,40 @@ def test_runtime_has_no_package_manager_but_keeps_its_records(
                  "usr/sbin/saslauthd", "usr/bin/setsid", "usr/bin/getent"):
         assert kept in names, kept
     assert {"apt", "dpkg"} <= {name for name, _ in dpkg_listed}  # still declared for scanners
+
+
+def test_without_kept_debs_and_network_the_build_says_why(tmp_path: Path) -> None:
+    """No kept .debs, no network: a clear error and exit 1, no traceback, nothing built."""
+    env = {**os.environ, "RELAYKIT_BUILD_DIR": str(tmp_path / "build"),
+           "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run([need("unshare"), "-n", sys.executable, "-m", "invoke", "build",
+                           "--profile", PROFILE, "--format", "oci",
+                           "--cache-dir", str(tmp_path / "empty-cache")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "error: fetching packages failed" in proc.stderr
+    assert "invoke lock" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "build" / PROFILE / f"{PROFILE}.oci.tar").exists()
+
+
+def test_invoke_lock_rewrites_the_lock_and_reports_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lock whose postfix is an old version: refreshing it from the mirror moves postfix
+    to the mirror's version, says so, and writes a lock covering the image's packages."""
+    import dataclasses
+
+    from relaykit.oci.lock import diff_locks, lock_path, read_lock, write_lock
+
+    committed = read_lock(lock_path("trixie", "amd64"))
+    stale = dataclasses.replace(committed, packages=tuple(
+        dataclasses.replace(d, version="0.1-1") if d.name == "postfix" else d
+        for d in committed.packages))
+    locks = tmp_path / "locks"
+    write_lock(stale, locks / "trixie-amd64.lock")
+    monkeypatch.setenv("RELAYKIT_LOCKS_DIR", str(locks))
+    changes = commands.lock(suite="trixie", architecture="amd64", log=lambda _m: None)
+    new = read_lock(locks / "trixie-amd64.lock")
+    assert new.covers(committed.requested) == []
+    postfix = next(d for d in new.packages if d.name == "postfix")
+    assert f"~ postfix 0.1-1 -> {postfix.version}" in changes
+    assert changes == diff_locks(stale, new)
