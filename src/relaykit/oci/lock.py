@@ -224,9 +224,14 @@ def keep_debs(source: Path, cache_dir: Path) -> list[LockedDeb]:
         name, version, arch = _control(deb)
         kept.append(LockedDeb(name, version, arch, sha, deb.stat().st_size))
         target = store / f"{sha}.deb"
-        if not target.exists():
-            os.replace(deb, target) if deb.stat().st_dev == store.stat().st_dev \
-                else shutil.copyfile(deb, target)
+        if target.exists():
+            continue
+        if deb.stat().st_dev == store.stat().st_dev:
+            os.replace(deb, target)  # atomic: a reader never sees a partial .deb
+        else:
+            tmp = target.with_suffix(".tmp")
+            shutil.copyfile(deb, tmp)
+            os.replace(tmp, target)
     return kept
 
 
