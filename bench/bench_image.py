@@ -5,8 +5,10 @@ Baseline: a Dockerfile FROM a Debian slim base made locally (mmdebstrap minbase,
 same rendered files, `docker build` (cold and warm), then `docker save` for an archive.
 
 Reported, not asserted: medians of several runs and ratios, written to
-bench/results/<date>.md and .json.  Needs root, mmdebstrap, a Docker engine (started
-if absent) and Debian package downloads (apt inside `docker build --network host`).
+bench/results/<date>.md and .json.  Needs root, mmdebstrap, dockerd and Debian package
+downloads (apt inside `docker build --network host`).  The benchmark starts its own
+Docker engine (own data root and socket, stopped at the end): it removes images and
+prunes, which must never touch the shared engine.
 
     ./bootstrap python bench/bench_image.py [--runs 5] [--cold-runs 2] [--suite trixie]
 """
@@ -31,7 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from relaykit.verify.harness.engine import ensure_dockerd  # noqa: E402
+import contextlib  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 
 PROFILE = "roaming"
 PACKAGES = "postfix sasl2-bin libsasl2-modules ca-certificates openssl"
@@ -44,6 +47,8 @@ RUN apt-get update \\
  && rm -rf /var/lib/apt/lists/*
 COPY rootfs/ /
 ENTRYPOINT ["/usr/lib/relaykit/entrypoint"]
+HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \
+  CMD ["/usr/lib/relaykit/healthcheck"]
 """
 
 
@@ -145,6 +150,83 @@ def in_process_rebuilds(work: Path, build: Path, cache: Path, runs: int) -> Time
     return timed
 
 
+@contextlib.contextmanager
+def private_engine(work: Path) -> Iterator[None]:
+    """A Docker engine of our own (loopback-only flags), DOCKER_HOST pointing at it."""
+    root = work / "engine"
+    root.mkdir()
+    sock = root / "docker.sock"
+    log = (root / "dockerd.log").open("wb")
+    proc = subprocess.Popen(
+        ["dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
+         "--pidfile", str(root / "dockerd.pid"), "-H", f"unix://{sock}", "--bridge=none",
+         "--iptables=false", "--ip-masq=false", "--ip6tables=false"],
+        stdout=log, stderr=log, start_new_session=True)
+    old = os.environ.get("DOCKER_HOST")
+    os.environ["DOCKER_HOST"] = f"unix://{sock}"
+    try:
+        for _ in range(120):
+            if subprocess.run(docker("info"), capture_output=True).returncode == 0:
+                break
+            time.sleep(0.5)
+        else:
+            raise SystemExit(f"private dockerd did not start, see {root / 'dockerd.log'}")
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("DOCKER_HOST", None)
+        else:
+            os.environ["DOCKER_HOST"] = old
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        # dockerd leaves its network namespace mounted under the exec root.
+        with open("/proc/self/mounts") as mounts:
+            ours = [line.split()[1] for line in mounts if line.split()[1].startswith(str(root))]
+        for mount in reversed(ours):
+            subprocess.run(["umount", "-l", mount], capture_output=True)
+
+
+def start_times(image: str, work: Path, runs: int) -> tuple[Timed, Timed]:
+    """docker run -> port 587 answers, and -> healthcheck healthy (the image's own test,
+    polled every 2 s as verify does), with the users and TLS pair verify mounts."""
+    from relaykit.profile.load import load_profile
+    from relaykit.verify.image import _relay_secrets, docker_client, run_container, wait_ready
+
+    p = load_profile(PROFILE).profile
+    client = docker_client()
+    ports = [lis.port for lis in p.listeners]
+    to_port, to_healthy = Timed(), Timed()
+    for i in range(runs):
+        box = work / f"start-{secrets.token_hex(3)}-{i}"
+        _relay_secrets(p, box / "secrets", secrets.token_urlsafe(12))
+        start = time.perf_counter()
+        with run_container(client, image, box, {}) as r:
+            wait_ready(r, ports, timeout=120)
+            to_port.seconds.append(time.perf_counter() - start)
+            while r.container.attrs["State"].get("Health", {}).get("Status") != "healthy":
+                if time.perf_counter() - start > 120:
+                    raise SystemExit(f"{image} not healthy in 120 s:\n{r.logs()[-2000:]}")
+                time.sleep(0.1)
+                r.container.reload()
+            to_healthy.seconds.append(time.perf_counter() - start)
+    return to_port, to_healthy
+
+
+def previous_result(today: str) -> dict[str, object] | None:
+    """The latest earlier run in bench/results, for the before/after line."""
+    runs = sorted(p for p in (ROOT / "bench" / "results").glob("image-*.json")
+                  if p.stem != f"image-{today}")
+    if not runs:
+        return None
+    doc: dict[str, object] = json.loads(runs[-1].read_text())
+    return doc
+
+
 def make_slim_base(suite: str, work: Path) -> float:
     tar = work / "slim.tar"
     t1, _ = run(["mmdebstrap", "--variant=minbase", "--quiet",
@@ -192,11 +274,11 @@ def main() -> None:
     ap.add_argument("--cold-runs", type=int, default=2, help="cold runs (each ~30-60 s)")
     ap.add_argument("--suite", default="trixie")
     args = ap.parse_args()
-    ensure_dockerd()
     results: dict[str, object] = {"suite": args.suite, "profile": PROFILE,
                                   "date": datetime.now(UTC).strftime("%Y-%m-%d"),
                                   "machine": f"{os.cpu_count()} cores"}
-    with tempfile.TemporaryDirectory(prefix="relaykit-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="rk-bench-", dir="/tmp") as tmp, \
+            private_engine(Path(tmp)):
         work = Path(tmp)
         build, cache = work / "build", work / "cache"
         rk_cold, rk_warm, loads = Timed(), Timed(), Timed()
@@ -216,6 +298,7 @@ def main() -> None:
             forget_relaykit_images()
             t, _ = run(docker("load", "-i", str(archive)))
             loads.seconds.append(t)
+        rk_port, rk_healthy = start_times(f"relaykit/{PROFILE}:latest", work, args.runs)
 
         slim = make_slim_base(args.suite, work)
         ctx = dockerfile_context(work, build, args.suite)
@@ -237,6 +320,7 @@ def main() -> None:
             subprocess.run(docker("image", "prune", "-f"), capture_output=True)
             t, _ = run(docker("load", "-i", str(saved)))
             df_loads.seconds.append(t)
+        df_port, df_healthy = start_times(DOCKERFILE_TAG, work, args.runs)
 
     results["relaykit"] = {
         "cold_build_s": rk_cold.median, "cold_runs": rk_cold.seconds,
@@ -246,13 +330,23 @@ def main() -> None:
         "peak_rss_mb_rebuild": max(rk_warm.peak_rss_mb),
         "image_compressed_bytes": rk_compressed, "image_uncompressed_bytes": rk_raw,
         "docker_load_s": loads.median,
+        "start_to_port_s": rk_port.median, "start_to_healthy_s": rk_healthy.median,
+        "start_runs": rk_port.seconds, "healthy_runs": rk_healthy.seconds,
     }
     results["dockerfile"] = {
         "slim_base_s": slim, "cold_build_save_s": df_cold.median, "cold_runs": df_cold.seconds,
         "warm_build_save_s": df_warm.median, "warm_runs": df_warm.seconds,
         "save_tar_bytes": df_raw, "save_tar_gzip6_bytes": df_compressed,
         "docker_load_s": df_loads.median,
+        "start_to_port_s": df_port.median, "start_to_healthy_s": df_healthy.median,
     }
+    before = previous_result(str(results["date"]))
+    if before is not None:
+        old = before["relaykit"]
+        assert isinstance(old, dict)
+        results["previous"] = {"date": before["date"],
+                               "image_compressed_bytes": old["image_compressed_bytes"],
+                               "image_uncompressed_bytes": old["image_uncompressed_bytes"]}
     results["ratios"] = {
         "rebuild_speedup_vs_warm_docker": df_warm.median / rk_warm.median,
         "rebuild_speedup_in_process": df_warm.median / rk_lib.median,
@@ -264,6 +358,17 @@ def main() -> None:
 
 def mb(n: object) -> str:
     return f"{int(str(n)) / 1e6:.1f} MB"
+
+
+def previous_line(r: dict[str, object]) -> list[str]:
+    prev = r.get("previous")
+    rk = r["relaykit"]
+    if not isinstance(prev, dict) or not isinstance(rk, dict):
+        return []
+    return [f"Before (run of {prev['date']}): compressed image "
+            f"{mb(prev['image_compressed_bytes'])}, uncompressed "
+            f"{mb(prev['image_uncompressed_bytes'])}; now {mb(rk['image_compressed_bytes'])} "
+            f"and {mb(rk['image_uncompressed_bytes'])}.", ""]
 
 
 def report(r: dict[str, object]) -> None:
@@ -291,11 +396,16 @@ def report(r: dict[str, object]) -> None:
         f"{ra['compressed_size_ratio']:.2f}x the size |",
         f"| uncompressed image | {mb(rk['image_uncompressed_bytes'])} | "
         f"{mb(df['save_tar_bytes'])} (docker save tar) | |",
+        f"| start: docker run to port 587 answering | {rk['start_to_port_s']:.2f} s | "
+        f"{df['start_to_port_s']:.2f} s | |",
+        f"| start: docker run to healthy (checked every 2 s) | "
+        f"{rk['start_to_healthy_s']:.2f} s | {df['start_to_healthy_s']:.2f} s | |",
         f"| docker load (engine without any of its layers) | {rk['docker_load_s']:.2f} s | "
         f"{df['docker_load_s']:.2f} s | |",
         f"| peak RSS of the build process | {rk['peak_rss_mb_cold']:.0f} MB cold, "
         f"{rk['peak_rss_mb_rebuild']:.0f} MB rebuild | (in dockerd) | |",
         "",
+        *previous_line(r),
         "Medians; raw runs in the JSON beside this file.",
         "Reproduce: `./bootstrap python bench/bench_image.py`",
     ]

@@ -192,8 +192,45 @@ def lock_deps(c: Context, upgrade: bool = False) -> None:
     print(f"wrote {root / LOCK_FILE}")
 
 
+@task(help={"suite": "Debian suite (default: trixie)",
+            "architecture": "dpkg architecture (default: the build host's)",
+            "add": "comma-separated extra packages to resolve too (profiles' extra_packages)",
+            "mirror": "Debian mirror URL (default: mmdebstrap's; RELAYKIT_MIRROR)",
+            "cache_dir": "where the .debs are kept (default: $XDG_CACHE_HOME/relaykit)"})
+def lock(c: Context, suite: str = "trixie", architecture: str | None = None, add: str = "",
+         mirror: str | None = None, cache_dir: str | None = None) -> None:
+    """Pin the image base's packages in a lock file.
+
+    Resolves the base on the mirror now and keeps its .debs, so pinned rebuilds need no
+    network. Commit the lock.
+    """
+    changes = _run(lambda: commands.lock(
+        suite=suite, architecture=architecture,
+        add=tuple(x.strip() for x in add.split(",") if x.strip()), mirror=mirror,
+        cache_dir=Path(cache_dir) if cache_dir else None))
+    print("\n".join(changes) if changes else "no change")
+
+
+@task(positional=[], help={
+    "profile": HELP_PROFILE,
+    "public_key": "the ed25519 public key (PEM) whose private half signed the build",
+    "archive": "an image archive to check instead of build/<name>/<name>.oci.tar"})
+def verify_provenance(c: Context, profile: str = "", public_key: str = "",
+                      archive: str | None = None) -> None:
+    """Check an image's signed provenance (exit 1 if bad).
+
+    The provenance must be signed by this key and name this image.
+    """
+    if not public_key:
+        raise Exit("error: --public-key is required", code=1)
+    for line in _run(lambda: commands.verify_provenance(
+            profile, public_key=Path(public_key),
+            archive=Path(archive) if archive else None)):
+        print(line)
+
+
 namespace = Collection(validate, show, profiles, render, build, verify, publish, test, docs,
-                       lock_deps)
+                       lock_deps, lock, verify_provenance)
 
 # Core options `relaykit --help` shows; the others (invoke's, for running shell
 # commands) still work but are not relaykit's business.

@@ -8,6 +8,7 @@ one Format member and one BACKENDS entry.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -110,7 +111,9 @@ def _build_deb(p: Profile, rendered: Rendered, inputs: BuildInputs, stage: Path,
                refresh: bool, log: Log) -> Path:
     from relaykit.deb.from_profile import build_deb
 
-    return build_deb(p, rendered, inputs, stage, log=log)
+    deb = build_deb(p, rendered, inputs, stage, log=log)
+    write_deb_sboms(deb, p.base.suite, inputs.epoch)  # + .deb.spdx.json, .deb.cdx.json
+    return deb
 
 
 def _oci_artifact(p: Profile, out_dir: Path) -> Path | None:
@@ -258,6 +261,17 @@ def build(profile: str, *, formats: tuple[str, ...] | None = None, fmt: str | No
     return RenderResult(loaded, rendered, out_dir)
 
 
+def write_deb_sboms(deb: Path, suite: str, epoch: int) -> None:
+    """<package>.deb.spdx.json and .deb.cdx.json beside the package."""
+    from relaykit import __version__
+    from relaykit.oci.image import rfc3339
+    from relaykit.oci.sbom import deb_documents
+
+    spdx, cdx = deb_documents(deb, suite, rfc3339(epoch), __version__, ("MIT",))
+    deb.with_name(deb.name + ".spdx.json").write_bytes(spdx)
+    deb.with_name(deb.name + ".cdx.json").write_bytes(cdx)
+
+
 class staging:
     """Build into a sibling temp dir; on success swap the subtrees it made into place.
 
@@ -314,3 +328,60 @@ def publish(profile: str, *, registry: str | None, tls_verify: bool = True,
     out_dir = build_dir() / p.name
     return push(p, out_dir / f"{p.name}.oci.tar", out_dir / f"{p.name}.oci.json",
                 registry=registry, tls_verify=tls_verify, authfile=authfile, log=log)
+
+
+def lock(*, suite: str, architecture: str | None = None, add: tuple[str, ...] = (),
+         mirror: str | None = None, cache_dir: Path | None = None,
+         log: Log = ui.log) -> list[str]:
+    """Resolve the image base on the mirror now, keep its .debs, rewrite the lock;
+    returns what changed (one line per package)."""
+    from relaykit import debian
+    from relaykit.buildinfo import build_inputs, host_architecture
+    from relaykit.oci.base import lock_base
+    from relaykit.oci.lock import find_lock, lock_path, write_lock
+
+    if suite not in debian.SUITES:
+        raise RelaykitError(f"unsupported Debian suite {suite!r}",
+                            hint="use one of: " + ", ".join(debian.SUITES))
+    if bad := [a for a in add if not re.fullmatch(r"[a-z0-9][a-z0-9+.-]*", a)]:
+        raise RelaykitError(f"bad package name(s) in --add: {', '.join(bad)}",
+                            hint="Debian package names: lowercase letters, digits, + . -")
+    arch = architecture or host_architecture()
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", arch):
+        raise RelaykitError(f"bad dpkg architecture {arch!r}", hint="e.g. amd64 or arm64")
+    inputs = build_inputs(mirror=mirror, cache_dir=cache_dir)
+    path = lock_path(suite, arch)
+    try:
+        old = find_lock(suite, arch)
+    except RelaykitError as exc:  # a damaged lock is what a refresh repairs
+        log(f"warning: {exc.message}; writing a new lock")
+        old = None
+    # Keep what the lock resolved before (profiles' extra packages) plus the image's own.
+    wanted = set(debian.IMAGE_PACKAGES) | set(old.requested if old else ()) | set(add)
+    new = lock_base(suite, arch, tuple(sorted(wanted)), inputs.mirror, inputs.cache_dir, log)
+    from relaykit.oci.lock import diff_locks
+
+    changes = diff_locks(old, new)
+    write_lock(new, path)
+    log(f"wrote {path}: {len(new.packages)} packages, {len(changes)} change(s)")
+    return changes
+
+
+def verify_provenance(profile: str, *, public_key: Path, archive: Path | None = None,
+                      log: Log = ui.log) -> list[str]:
+    """Check the built image (or archive) against its signed provenance; one line per
+    verified image.  Any failure is a RelaykitError."""
+    from relaykit.oci.provenance import verify_archive
+
+    if archive is None:
+        p = load_profile(profile).profile
+        archive = build_dir() / p.name / f"{p.name}.oci.tar"
+        if not archive.is_file():
+            raise RelaykitError(f"no image at {archive}",
+                                hint=f"run: invoke build --profile {profile} --format oci")
+    lines = []
+    for v in verify_archive(archive, public_key):
+        lines.append(f"{archive.name}: {v.name}@{v.image}: provenance signed, subject matches, "
+                     f"{v.blobs} blobs intact; built by {v.builder} from "
+                     + ", ".join(v.materials))
+    return lines

@@ -28,6 +28,17 @@ DEFAULT_SUITE = "trixie"
 RELAY_PACKAGES = ("postfix", "sasl2-bin", "libsasl2-modules", "ca-certificates", "openssl")
 # The image's entrypoint is bash; adduser sets up the sasl group; coreutils for the scripts.
 IMAGE_PACKAGES = (*RELAY_PACKAGES, "bash", "adduser", "coreutils")
+# Packages whose files the image base drops after installing: the relay never runs a
+# package manager.  Their dpkg status entries and file lists stay (scanners, the SBOM),
+# and so do their copyright files.  Checked: no file of any other package links against
+# them or calls them at run time.  perl-base stays: Debian's postfix start runs
+# post-install -> configure-instance.sh -> syncfiles.pl (perl) to fill the chroot.
+RUNTIME_DROP_PACKAGES = (
+    "apt", "libapt-pkg6.0", "libapt-pkg7.0",  # apt and its library (bookworm, trixie)
+    "sqv", "gpgv", "debian-archive-keyring",  # apt's signature checks and keys
+    "dpkg",  # dpkg, dpkg-query, update-alternatives, start-stop-daemon
+)
+
 # A systemd root booted in Docker to install a .deb for real.
 TEST_ROOT_PACKAGES = ("systemd", "systemd-sysv", "dbus", *RELAY_PACKAGES, "adduser")
 

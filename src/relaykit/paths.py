@@ -70,6 +70,12 @@ def static_rootfs_dir() -> Path:
     return data_dir() / "rootfs"
 
 
+def locks_dir() -> Path:
+    """The committed package locks, one per suite and architecture (RELAYKIT_LOCKS_DIR)."""
+    env = os.environ.get("RELAYKIT_LOCKS_DIR")
+    return Path(env) if env else project_root() / "locks"
+
+
 def build_dir() -> Path:
     """RELAYKIT_BUILD_DIR, else build/ in the clone, else ./build when installed."""
     env = os.environ.get("RELAYKIT_BUILD_DIR")

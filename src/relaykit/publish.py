@@ -1,8 +1,11 @@
 """Publish a built image to an OCI registry with skopeo (no Docker engine needed).
 
 The blobs are copied as built, so the registry serves the same manifest digest that
-`invoke build` recorded; a mismatch is an error.  Registry credentials come from an
-auth file (`--authfile`, or REGISTRY_AUTH_FILE / containers-auth.json), never argv.
+`invoke build` recorded; a mismatch is an error.  A multi-platform build pushes its
+image index and every platform's image (skopeo --all).  The SBOM and provenance
+referrers stay in the archive and in build/<name>/: skopeo cannot push OCI referrers.
+Registry credentials come from an auth file (`--authfile`, or REGISTRY_AUTH_FILE /
+containers-auth.json), never argv.
 """
 
 from __future__ import annotations
@@ -40,7 +43,10 @@ def publish(p: Profile, archive: Path, record: Path, *, registry: str | None = N
     if not archive.is_file():
         raise RelaykitError(f"no image at {archive}",
                             hint=f"run: invoke build --profile {p.name} --format oci")
-    built = json.loads(record.read_text())["digest"]
+    doc = json.loads(record.read_text())
+    built = doc["digest"]
+    # A multi-platform build's tag names an image index: push it and every platform.
+    every = ["--all"] if "platforms" in doc else []
     source = f"oci-archive:{archive}:{p.oci.tags[0]}"
     flags = [f"--dest-tls-verify={'true' if tls_verify else 'false'}"]
     if authfile is not None:
@@ -48,7 +54,7 @@ def publish(p: Profile, archive: Path, record: Path, *, registry: str | None = N
     pushed = []
     for tag in p.oci.tags:
         dest = destination(p, registry, tag)
-        _run([_skopeo(), "copy", "--quiet", "--preserve-digests", *flags, source, dest],
+        _run([_skopeo(), "copy", "--quiet", "--preserve-digests", *every, *flags, source, dest],
              f"push to {dest}")
         served = _run([_skopeo(), "inspect", "--raw",
                        f"--tls-verify={'true' if tls_verify else 'false'}",

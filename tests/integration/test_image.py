@@ -80,7 +80,7 @@ def test_config_change_rebuilds_only_the_overlay(built: Path, tmp_path: Path,
 
 def test_oci_tools_and_docker_accept_the_archive(built: Path, docker_client: Any) -> None:
     archive = built / "roaming" / "roaming.oci.tar"
-    out = subprocess.run(["skopeo", "inspect", f"oci-archive:{archive}"], check=True,
+    out = subprocess.run(["skopeo", "inspect", f"oci-archive:{archive}:latest"], check=True,
                          capture_output=True, text=True).stdout
     inspected = json.loads(out)
     assert inspected["Labels"]["org.opencontainers.image.title"] == "roaming"

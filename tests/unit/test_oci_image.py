@@ -194,3 +194,41 @@ def test_history_must_match_layers(tmp_path: Path) -> None:
     with pytest.raises(RelaykitError, match="history"):
         write_image(spec(), [fake_base(tmp_path)], tmp_path / "a.tar")
     assert not (tmp_path / "a.tar").exists()
+
+
+def test_attachments_are_referrers_of_the_image(tmp_path: Path) -> None:
+    from relaykit.oci import Attachment
+
+    seen: list[str] = []
+
+    def attach(plan: object) -> list[Attachment]:
+        seen.append(plan.digest)  # type: ignore[attr-defined]
+        return [Attachment("application/spdx+json", b'{"spdx": 1}', "x.spdx.json"),
+                Attachment("application/vnd.cyclonedx+json", b'{"cdx": 1}', "x.cdx.json")]
+
+    plain = write_image(spec(), [fake_base(tmp_path), overlay(tmp_path)], tmp_path / "p.tar")
+    record = write_image(spec(), [fake_base(tmp_path), overlay(tmp_path)], tmp_path / "a.tar",
+                         attach)
+    assert record.digest == plain.digest == seen[0]  # attaching never changes the image
+    _, files = read_archive(tmp_path / "a.tar")
+    index = json.loads(files["index.json"])
+    top, *refs = index["manifests"]
+    assert top["digest"] == record.digest and top["annotations"]
+    assert sorted(r["artifactType"] for r in refs) == [
+        "application/spdx+json", "application/vnd.cyclonedx+json"]
+    assert all("annotations" not in r for r in refs)  # no ref name: tags name the image only
+    for ref in refs:
+        manifest = json.loads(blob(files, ref["digest"]))
+        assert manifest["subject"] == {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                       "digest": record.digest,
+                                       "size": len(blob(files, record.digest))}
+        assert manifest["artifactType"] == ref["artifactType"]
+        assert blob(files, manifest["config"]["digest"]) == b"{}"
+        (layer,) = manifest["layers"]
+        data = blob(files, layer["digest"])
+        assert data in (b'{"spdx": 1}', b'{"cdx": 1}') and layer["size"] == len(data)
+    assert set(record.referrers) == {(r["artifactType"], r["digest"]) for r in refs}
+    assert [a.title for a in record.attachments] == ["x.spdx.json", "x.cdx.json"]
+    (docker,) = json.loads(files["manifest.json"])  # docker load still sees one image
+    assert docker["Layers"] == [f"blobs/sha256/{b.digest.removeprefix('sha256:')}"
+                                for b in record.layers]

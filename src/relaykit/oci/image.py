@@ -14,7 +14,7 @@ import os
 import re
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,12 +108,15 @@ class ImageRecord:
     layers: tuple[LayerBlob, ...]
     size: int  # compressed: layers + config + manifest
     refs: tuple[str, ...] = field(default=())
+    referrers: tuple[tuple[str, str], ...] = ()  # (artifactType, manifest digest)
+    attachments: tuple[Attachment, ...] = field(default=(), repr=False)
 
     def to_json(self) -> dict[str, object]:
         return {
             "path": str(self.path), "digest": self.digest, "config_digest": self.config_digest,
             "layers": [layer.to_json() for layer in self.layers], "size": self.size,
             "refs": list(self.refs),
+            "referrers": [{"artifactType": t, "digest": d} for t, d in self.referrers],
         }
 
 
@@ -176,14 +179,35 @@ def _bytes_member(name: str, data: bytes, epoch: int) -> Member:
 
 
 @dataclass(frozen=True)
-class _Documents:
+class Attachment:
+    """An artifact about an image (SBOM, provenance), stored as an OCI 1.1 referrer."""
+
+    artifact_type: str  # media type of the data, also the referrer's artifactType
+    data: bytes
+    title: str  # file name, e.g. "roaming.spdx.json"
+
+
+@dataclass(frozen=True)
+class ImagePlan:
+    """The documents of one platform's image, computed before anything is written."""
+
+    spec: ImageSpec
+    layers: tuple[LayerBlob, ...]
     config: bytes
     manifest: bytes
-    index: bytes
-    docker: bytes
+
+    @property
+    def digest(self) -> str:
+        return _sha(self.manifest)
+
+    def descriptor(self) -> dict[str, object]:
+        return {**_descriptor(MT_MANIFEST, self.digest, len(self.manifest)),
+                "platform": oci_platform(self.spec.architecture)}
 
 
-def _documents(spec: ImageSpec, layers: list[LayerBlob]) -> _Documents:
+def plan_image(spec: ImageSpec, layers: list[LayerBlob]) -> ImagePlan:
+    if not layers:
+        raise RelaykitError("an image needs at least one layer")
     config = _canonical(image_config(spec, layers))
     manifest_doc: dict[str, object] = {
         "schemaVersion": 2, "mediaType": MT_MANIFEST,
@@ -192,32 +216,104 @@ def _documents(spec: ImageSpec, layers: list[LayerBlob]) -> _Documents:
     }
     if spec.annotations:
         manifest_doc["annotations"] = dict(spec.annotations)
-    manifest = _canonical(manifest_doc)
-    index = _canonical({
-        "schemaVersion": 2, "mediaType": MT_INDEX,
-        "manifests": [{
-            **_descriptor(MT_MANIFEST, _sha(manifest), len(manifest)),
-            "platform": oci_platform(spec.architecture),
-            "annotations": {REF_NAME: spec.tags[0]},
-        }],
+    return ImagePlan(spec, tuple(layers), config, _canonical(manifest_doc))
+
+
+# The OCI 1.1 empty config of an artifact manifest: the two bytes "{}".
+EMPTY_CONFIG = b"{}"
+MT_EMPTY = "application/vnd.oci.empty.v1+json"
+TITLE = "org.opencontainers.image.title"
+CREATED = "org.opencontainers.image.created"
+
+
+def referrer_manifest(attachment: Attachment, subject: ImagePlan) -> bytes:
+    """An artifact manifest whose subject is the image: what `oras discover` and a
+    registry's referrers API list for that image digest."""
+    return _canonical({
+        "schemaVersion": 2, "mediaType": MT_MANIFEST,
+        "artifactType": attachment.artifact_type,
+        "config": {**_descriptor(MT_EMPTY, _sha(EMPTY_CONFIG), len(EMPTY_CONFIG)),
+                   "data": "e30="},
+        "layers": [{**_descriptor(attachment.artifact_type, _sha(attachment.data),
+                                  len(attachment.data)),
+                    "annotations": {TITLE: attachment.title}}],
+        "subject": _descriptor(MT_MANIFEST, subject.digest, len(subject.manifest)),
+        "annotations": {CREATED: subject.spec.created},
     })
-    docker = _canonical([{
-        "Config": _blob_name(_sha(config)),
-        "RepoTags": [f"{spec.name}:{t}" for t in spec.tags],
-        "Layers": [_blob_name(b.digest) for b in layers],
+
+
+@dataclass(frozen=True)
+class Referrer:
+    attachment: Attachment
+    manifest: bytes
+    subject: str  # digest of the image manifest it is about
+
+    @property
+    def digest(self) -> str:
+        return _sha(self.manifest)
+
+    def descriptor(self) -> dict[str, object]:
+        return {**_descriptor(MT_MANIFEST, self.digest, len(self.manifest)),
+                "artifactType": self.attachment.artifact_type}
+
+
+def referrers_of(plan: ImagePlan, attachments: Sequence[Attachment]) -> list[Referrer]:
+    return [Referrer(a, referrer_manifest(a, plan), plan.digest) for a in attachments]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Everything one archive holds: images, an optional index over them, referrers."""
+
+    name: str
+    tags: tuple[str, ...]
+    epoch: int
+    images: tuple[ImagePlan, ...]
+    index: bytes | None  # an image index blob (multi-platform), or None: one image
+    referrers: tuple[Referrer, ...]
+    docker: ImagePlan  # the image `docker load` takes (Docker 20.10 loads one platform)
+
+    def top_descriptor(self) -> dict[str, object]:
+        if self.index is None:
+            return self.images[0].descriptor()
+        return _descriptor(MT_INDEX, _sha(self.index), len(self.index))
+
+
+def _index_json(layout: Layout) -> bytes:
+    top = {**layout.top_descriptor(), "annotations": {REF_NAME: layout.tags[0]}}
+    # Referrers are listed without a ref name: `umoci ls` and tag lookups see the image
+    # only, and tools that walk index.json find them by their subject.
+    rest = [r.descriptor() for r in sorted(layout.referrers, key=lambda r: r.digest)]
+    return _canonical({"schemaVersion": 2, "mediaType": MT_INDEX,
+                       "manifests": [top, *rest]})
+
+
+def _docker_json(layout: Layout) -> bytes:
+    image = layout.docker
+    return _canonical([{
+        "Config": _blob_name(_sha(image.config)),
+        "RepoTags": [f"{layout.name}:{t}" for t in layout.tags],
+        "Layers": [_blob_name(b.digest) for b in image.layers],
     }])
-    return _Documents(config, manifest, index, docker)
 
 
-def _members(spec: ImageSpec, layers: list[LayerBlob], docs: _Documents) -> Iterator[Member]:
-    epoch = spec.epoch
+def _members(layout: Layout) -> Iterator[Member]:
+    epoch = layout.epoch
     blobs: dict[str, Path | bytes] = {}  # keyed by name: identical layers are stored once
-    for blob in layers:
-        if blob.path.stat().st_size != blob.size:
-            raise RelaykitError(f"layer {blob.path} changed since it was written")
-        blobs[_blob_name(blob.digest)] = blob.path
-    blobs[_blob_name(_sha(docs.config))] = docs.config
-    blobs[_blob_name(_sha(docs.manifest))] = docs.manifest
+    for plan in layout.images:
+        for blob in plan.layers:
+            if blob.path.stat().st_size != blob.size:
+                raise RelaykitError(f"layer {blob.path} changed since it was written")
+            blobs[_blob_name(blob.digest)] = blob.path
+        blobs[_blob_name(_sha(plan.config))] = plan.config
+        blobs[_blob_name(plan.digest)] = plan.manifest
+    if layout.index is not None:
+        blobs[_blob_name(_sha(layout.index))] = layout.index
+    if layout.referrers:
+        blobs[_blob_name(_sha(EMPTY_CONFIG))] = EMPTY_CONFIG
+    for ref in layout.referrers:
+        blobs[_blob_name(ref.digest)] = ref.manifest
+        blobs[_blob_name(_sha(ref.attachment.data))] = ref.attachment.data
     yield dir_member("blobs", epoch)
     yield dir_member("blobs/sha256", epoch)
     for name in sorted(blobs):  # layer files are opened one at a time, as the writer reaches them
@@ -226,28 +322,47 @@ def _members(spec: ImageSpec, layers: list[LayerBlob], docs: _Documents) -> Iter
             yield _bytes_member(name, source, epoch)
         else:
             yield file_member(name, source, epoch)
-    yield _bytes_member("index.json", docs.index, epoch)
-    yield _bytes_member("manifest.json", docs.docker, epoch)
+    yield _bytes_member("index.json", _index_json(layout), epoch)
+    yield _bytes_member("manifest.json", _docker_json(layout), epoch)
     yield _bytes_member("oci-layout", _canonical({"imageLayoutVersion": "1.0.0"}), epoch)
 
 
-def write_image(spec: ImageSpec, layers: list[LayerBlob], out: Path) -> ImageRecord:
-    """Write the image archive at out atomically; returns digests and sizes."""
-    if not layers:
-        raise RelaykitError("an image needs at least one layer")
-    docs = _documents(spec, layers)
+def write_layout(layout: Layout, out: Path) -> None:
+    """Write the archive at out atomically: readers see the old one or the new one."""
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
         with os.fdopen(fd, "wb") as raw:
-            write_archive(raw, closing_members(_members(spec, layers, docs)), spec.epoch)
+            write_archive(raw, closing_members(_members(layout)), layout.epoch)
         os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, out)  # readers see the old archive or the complete new one
+        os.replace(tmp_name, out)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
-    size = sum(b.size for b in layers) + len(docs.config) + len(docs.manifest)
+
+
+Attach = Callable[[ImagePlan], Sequence[Attachment]]
+
+
+def write_image(spec: ImageSpec, layers: list[LayerBlob], out: Path,
+                attach: Attach | None = None) -> ImageRecord:
+    """Write the image archive at out atomically; returns digests and sizes.
+
+    attach, given the planned image (its digest known), returns the artifacts to store
+    as its referrers: they cannot change the image digest they describe.
+    """
+    plan = plan_image(spec, layers)
+    referrers = referrers_of(plan, attach(plan) if attach else ())
+    layout = Layout(spec.name, spec.tags, spec.epoch, (plan,), None, tuple(referrers), plan)
+    write_layout(layout, out)
+    return record_of(plan, out, referrers)
+
+
+def record_of(plan: ImagePlan, out: Path, referrers: Sequence[Referrer]) -> ImageRecord:
+    size = sum(b.size for b in plan.layers) + len(plan.config) + len(plan.manifest)
     return ImageRecord(
-        path=out, digest=_sha(docs.manifest), config_digest=_sha(docs.config),
-        layers=tuple(layers), size=size, refs=tuple(f"{spec.name}:{t}" for t in spec.tags),
+        path=out, digest=plan.digest, config_digest=_sha(plan.config),
+        layers=plan.layers, size=size, refs=tuple(f"{plan.spec.name}:{t}" for t in plan.spec.tags),
+        referrers=tuple((r.attachment.artifact_type, r.digest) for r in referrers),
+        attachments=tuple(r.attachment for r in referrers),
     )

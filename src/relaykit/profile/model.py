@@ -19,6 +19,7 @@ class Base:
     architecture: str | None
     mirror: str | None
     extra_packages: tuple[str, ...]
+    architectures: tuple[str, ...] = ()  # () = one image for `architecture`
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,7 @@ def build_profile(data: dict[str, Any], source_file: str) -> Profile:
             architecture=data["base"]["architecture"],
             mirror=data["base"]["mirror"],
             extra_packages=tuple(data["base"]["extra_packages"]),
+            architectures=tuple(data["base"].get("architectures") or ()),
         ),
         postfix=PostfixIdentity(
             myhostname=pf["myhostname"],
