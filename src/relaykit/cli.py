@@ -102,7 +102,7 @@ def profiles(c: Context) -> None:
 
 @task(positional=[], help={"profile": HELP_PROFILE, "strict": "treat warnings as errors"})
 def render(c: Context, profile: str = "", strict: bool = False) -> None:
-    """Render the profile's files into build/<name>/ (no artifact)."""
+    """Render the profile's files into build/<name>/rootfs/."""
     result = _run(lambda: commands.render_profile(profile, strict=strict))
     print(f"rendered {result.out_dir / 'rootfs'}")
 
@@ -181,7 +181,7 @@ def lock_command() -> str:
 
 @task(help={"upgrade": "move every pin to the newest allowed release"})
 def lock_deps(c: Context, upgrade: bool = False) -> None:
-    """Regenerate requirements/dev.lock, with hashes (in a clone).
+    """Regenerate the hashed requirements/dev.lock (in a clone).
 
     Needs uv (it is in the lock) and the package index. Keeps existing pins unless
     --upgrade; commit the new lock, ./bootstrap reinstalls when it changes.
@@ -217,7 +217,7 @@ def lock(c: Context, suite: str = "trixie", architecture: str | None = None, add
     "archive": "an image archive to check instead of build/<name>/<name>.oci.tar"})
 def verify_provenance(c: Context, profile: str = "", public_key: str = "",
                       archive: str | None = None) -> None:
-    """Check an image's signed provenance (exit 1 if bad).
+    """Check an image's signed provenance.
 
     The provenance must be signed by this key and name this image.
     """
