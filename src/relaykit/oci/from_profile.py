@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from relaykit import debian, oci
@@ -13,17 +14,41 @@ from relaykit.oci.image import rfc3339
 from relaykit.paths import static_rootfs_dir
 from relaykit.profile.model import Profile
 from relaykit.render.postfix import Rendered
-from relaykit.render.tree import Tree, load_static_tree
+from relaykit.render.tree import Entry, Tree, load_static_tree
 
 ENTRYPOINT = "/usr/lib/relaykit/entrypoint"
 HEALTHCHECK = "/usr/lib/relaykit/healthcheck"
 IMAGE_PACKAGES = debian.IMAGE_PACKAGES
 
 
+# Everything the entrypoint writes lives below RUNTIME_DIR (a tmpfs under --read-only);
+# the files other programs expect in /etc are links into it.
+RUNTIME_DIR = "/run/relaykit"
+RUNTIME_LINKS = (("/etc/sasldb2", f"{RUNTIME_DIR}/sasldb2"),
+                 ("/etc/mailname", f"{RUNTIME_DIR}/mailname"))
+# The entrypoint runs Postfix from a copy of /etc/postfix made at start; Postfix's
+# set-gid programs accept another configuration only when the default one lists it.
+MAIN_CF = "/etc/postfix/main.cf"
+IMAGE_MAIN_CF_LINES = f"alternate_config_directories = {RUNTIME_DIR}/postfix\n"
+
+# Healthcheck timing: Docker 20.10 has no start interval, so a short interval is what
+# makes a fresh container healthy within seconds; the check itself keeps the log quiet
+# (rootfs/usr/lib/relaykit/healthcheck).
+HEALTH_INTERVAL = 2
+HEALTH_TIMEOUT = 10
+HEALTH_START_PERIOD = 30
+HEALTH_RETRIES = 3
+
+
 def image_overlay(rendered: Rendered) -> Tree:
     tree = Tree()
-    tree.merge(rendered.tree)
+    for entry in rendered.tree:
+        if entry.path == MAIN_CF:
+            entry = replace(entry, data=entry.data + IMAGE_MAIN_CF_LINES.encode())
+        tree.add(entry)
     tree.merge(load_static_tree(static_rootfs_dir()))
+    for link, target in RUNTIME_LINKS:
+        tree.add(Entry(link, "symlink", 0o777, target=target))
     return tree
 
 
@@ -68,10 +93,10 @@ def image_spec(p: Profile, inputs: BuildInputs) -> oci.ImageSpec:
         epoch=inputs.epoch,
         exposed_ports=_public_ports(p),
         healthcheck=(HEALTHCHECK,),
-        healthcheck_interval=30,
-        healthcheck_timeout=10,
-        healthcheck_start_period=20,
-        healthcheck_retries=3,
+        healthcheck_interval=HEALTH_INTERVAL,
+        healthcheck_timeout=HEALTH_TIMEOUT,
+        healthcheck_start_period=HEALTH_START_PERIOD,
+        healthcheck_retries=HEALTH_RETRIES,
         stop_signal="SIGTERM",
         annotations=tuple(sorted(annotations.items())),
         labels=tuple(sorted(annotations.items())),

@@ -146,6 +146,7 @@ class Profile:
     tls: Tls
     oci: OciOutput | None
     deb: DebOutput | None
+    abuse: Abuse
 
     @property
     def auth_listeners(self) -> tuple[Listener, ...]:
@@ -205,6 +206,7 @@ def build_profile(data: dict[str, Any], source_file: str) -> Profile:
         ),
         oci=_oci(outputs.get("oci")),
         deb=_deb(outputs.get("deb")),
+        abuse=abuse_from(data),
     )
 
 
@@ -286,3 +288,35 @@ DEFAULT_RELAY_RESTRICTIONS = (
     "permit_sasl_authenticated",
     "reject_unauth_destination",
 )
+
+
+@dataclass(frozen=True)
+class Abuse:
+    """Limits and sender binding on AUTH listeners (schema: `abuse`)."""
+
+    rate_time_unit: int
+    auth_rate: int
+    connection_rate: int
+    connection_count: int
+    message_rate: int
+    recipient_rate: int
+    error_limit: int
+    sender_binding: str  # "reject" | "warn" | "off"
+    null_sender: str  # "reject" | "allow"
+    authenticated_header: bool
+
+
+def abuse_from(data: dict[str, Any]) -> Abuse:
+    a = data["abuse"]  # defaults come from the schema
+    return Abuse(
+        rate_time_unit=a["rate_time_unit"],
+        auth_rate=a["auth_rate"],
+        connection_rate=a["connection_rate"],
+        connection_count=a["connection_count"],
+        message_rate=a["message_rate"],
+        recipient_rate=a["recipient_rate"],
+        error_limit=a["error_limit"],
+        sender_binding=a["sender_binding"],
+        null_sender=a["null_sender"],
+        authenticated_header=a["authenticated_header"],
+    )
