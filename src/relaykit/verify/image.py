@@ -9,6 +9,7 @@ client outside mynetworks, with no route anywhere else.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import subprocess
@@ -30,6 +31,7 @@ from relaykit.verify.suite import format_table, run_suite_via
 Log = Callable[[str], None]
 SINK_PORT = 2525  # relayhost for relays: plain sink on the container's loopback
 SMARTHOST_PORT = 2587  # for satellites: a sink that demands STARTTLS + AUTH
+SMARTHOST_NAME = "smarthost.relaykit.test"  # RFC 2606 .test: resolved by /etc/hosts only
 
 
 def docker_client() -> Any:
@@ -81,7 +83,8 @@ HEALTHY_WITHIN = 10.0  # seconds from `docker run` to healthy, with the image's 
 
 @contextlib.contextmanager
 def run_container(client: Any, image: str, work: Path, env: dict[str, str], *,
-                  hardened: bool = False, spool: str | None = None) -> Iterator[Running]:
+                  hardened: bool = False, spool: str | None = None,
+                  hosts: dict[str, str] | None = None) -> Iterator[Running]:
     """Start the image with the secrets in work/secrets.  hardened: --cap-drop ALL plus
     CAPABILITIES, --read-only with READ_ONLY_TMPFS.  spool: a volume name or host path
     for the queue (default: the container's own layer; a tmpfs when hardened)."""
@@ -103,7 +106,7 @@ def run_container(client: Any, image: str, work: Path, env: dict[str, str], *,
     started = time.monotonic()
     container = client.containers.run(
         image, detach=True, network_mode="none", environment=env, volumes=volumes,
-        labels={"relaykit.verify": "1"}, **options)
+        labels={"relaykit.verify": "1"}, extra_hosts=hosts or {}, **options)
     try:
         container.reload()
         yield Running(container, int(container.attrs["State"]["Pid"]), secrets_dir, work,
@@ -319,13 +322,22 @@ def verify_relay(p: Profile, client: Any, image: str, work: Path, log: Log
     return results
 
 
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 def _openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True)
 
 
 def test_ca(directory: Path, name: str) -> tuple[Path, Path, Path]:
     """(CA certificate, leaf certificate, leaf key): a throwaway CA and a server
-    certificate it issued for `name` (DNS SAN, so Postfix's name match sees it)."""
+    certificate it issued for `name` (an IP address gets an IP SAN: OpenSSL checks
+    that for an IP-literal next hop)."""
     directory.mkdir(parents=True, exist_ok=True)
     ca, ca_key = directory / "ca.crt", directory / "ca.key"
     leaf, key, csr = directory / "leaf.crt", directory / "leaf.key", directory / "leaf.csr"
@@ -336,7 +348,9 @@ def test_ca(directory: Path, name: str) -> tuple[Path, Path, Path]:
     _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout",
              str(key), "-out", str(csr))
     ext = directory / "leaf.ext"
-    ext.write_text(f"subjectAltName=DNS:{name}\nextendedKeyUsage=serverAuth\n")
+    # Postfix compares the name as text (DNS SAN), OpenSSL the address (IP SAN).
+    san = f"DNS:{name},IP:{name}" if _is_ip(name) else f"DNS:{name}"
+    ext.write_text(f"subjectAltName={san}\nextendedKeyUsage=serverAuth\n")
     _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
              "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(leaf))
     key.chmod(0o644)
@@ -352,19 +366,20 @@ def verify_satellite(p: Profile, client: Any, image: str, work: Path, log: Log
     secrets_dir = work / "secrets"
     secrets_dir.mkdir(parents=True)
     smart_user, smart_pw = "satellite", testbed.new_password()
-    # Postfix matches the certificate against the next-hop name as written: here the
-    # literal 127.0.0.1, carried as a DNS name in the test certificate.
-    relayhost = f"[127.0.0.1]:{SMARTHOST_PORT}"
+    # A name, as a real smarthost has (Postfix matches the certificate against it),
+    # resolved through the container's /etc/hosts.
+    relayhost = f"[{SMARTHOST_NAME}]:{SMARTHOST_PORT}"
     testbed.write_secret(secrets_dir / "sasl-passwd", f"{relayhost} {smart_user}:{smart_pw}\n")
     (secrets_dir / "sasl-passwd").chmod(0o644)
     pw_file = work / "smarthost.pw"
     testbed.write_secret(pw_file, smart_pw)
-    ca, leaf, key = test_ca(work / "ca", "127.0.0.1")
+    ca, leaf, key = test_ca(work / "ca", SMARTHOST_NAME)
     (secrets_dir / "smarthost-ca.crt").write_text(ca.read_text())
-    impostor = testbed.self_signed(work, "127.0.0.1", "impostor")[:2]
+    impostor = testbed.self_signed(work, SMARTHOST_NAME, "impostor")[:2]
     ports = [lis.port for lis in p.listeners]
     with run_container(client, image, work, {"RELAYKIT_RELAYHOST": relayhost},
-                       hardened=True) as r:
+                       hardened=True, hosts={SMARTHOST_NAME: "127.0.0.1"}) as r, \
+            nxdomain_resolver(r):
         results = [check_listening(r, ports), check_healthy(r)]
         with testbed.sink(r.nsenter, work / "smarthost", f"127.0.0.1:{SMARTHOST_PORT}",
                           auth_file=pw_file, user=smart_user, tls=(leaf, key)) as maildir:
@@ -375,6 +390,34 @@ def verify_satellite(p: Profile, client: Any, image: str, work: Path, log: Log
         results.append(check_no_secret_in_logs(r, [smart_pw]))
         results.append(check_clean_stop(r))
     return results
+
+
+# A resolver that knows no name (NXDOMAIN to every query), on the container's loopback
+# where its resolv.conf points: Postfix then finds the smarthost in /etc/hosts.
+NXDOMAIN_RESOLVER = """\
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 53))
+while True:
+    q, peer = s.recvfrom(512)
+    if len(q) >= 12:
+        # same id and question, QR=1 RD RA, RCODE=3, no answers
+        s.sendto(q[:2] + bytes([0x81 | (q[2] & 0x01), 0x83]) + q[4:6] + bytes(6) + q[12:], peer)
+"""
+
+
+@contextlib.contextmanager
+def nxdomain_resolver(r: Running) -> Iterator[None]:
+    proc = subprocess.Popen([*r.nsenter, sys.executable, "-c", NXDOMAIN_RESOLVER],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def check_impostor_smarthost(r: Running, p: Profile, work: Path, pw_file: Path, user: str,
