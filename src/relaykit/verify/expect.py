@@ -48,8 +48,8 @@ def own_address(p: Profile, user: str) -> str:
 
 def expectations(p: Profile, *, host: str, user: str, password: str, sink_dir: Path | None,
                  cert_sha256: str | None, source_address: str | None = None,
-                 extra_sources: tuple[str, ...] = (), throttle_source: str | None = None
-                 ) -> Expectations:
+                 extra_sources: tuple[str, ...] = (), throttle_source: str | None = None,
+                 granted_sender: str = "") -> Expectations:
     """Expectations for every listener reachable at host (loopback-only ones excluded
     when host is not loopback).  The AUTH throttle is measured only from a
     throttle_source the other checks do not use (anvil counts per client address)."""
@@ -68,6 +68,7 @@ def expectations(p: Profile, *, host: str, user: str, password: str, sink_dir: P
         source_address=source_address,
         sender=own_address(p, user) if bound else "",
         foreign_sender=f"rk-someone-else@{p.sasl.realm}" if bound and p.sasl else "",
+        granted_sender=granted_sender if bound else "",
         null_sender_refused=p.sasl is not None and a.null_sender == "reject",
         extra_sources=extra_sources,
         auth_rate_limit=a.auth_rate if throttle_source else 0,

@@ -294,6 +294,9 @@ def verify_relay(p: Profile, client: Any, image: str, work: Path, log: Log
     password, new_password = testbed.new_password(), testbed.new_password()
     volume = SecretVolume(work / "secrets")
     files = _relay_secrets(p, work, _users_line(p, testbed.TEST_USER, password))
+    # The documented grant: one more address for the test user (a local one).
+    granted = f"{testbed.TEST_USER}-alias@{p.postfix.myhostname}"
+    files["sender-logins"] = f"{granted} {conformance.own_address(p, testbed.TEST_USER)}\n"
     volume.write(files)
     sha = pem_sha256(files["tls.crt"])
     env = {"RELAYKIT_RELAYHOST": f"[127.0.0.1]:{SINK_PORT}"}
@@ -307,7 +310,7 @@ def verify_relay(p: Profile, client: Any, image: str, work: Path, log: Log
             exp = conformance.expectations(
                 p, host=link.server_address, user=f"{testbed.TEST_USER}", password=password,
                 sink_dir=maildir, cert_sha256=sha, source_address=link.client_address,
-                extra_sources=extra, throttle_source=throttle)
+                extra_sources=extra, throttle_source=throttle, granted_sender=granted)
             log(f"running the conformance suite from {link.client_address} "
                 f"against {link.server_address}")
             results += run_suite_via(exp, link.runner)

@@ -55,6 +55,7 @@ class Expectations:
     # foreign_sender "" = binding not checked; it must be refused with 5xx.
     sender: str = ""
     foreign_sender: str = ""
+    granted_sender: str = ""  # an extra address granted to the user: must get 250
     null_sender_refused: bool = False
     # anvil counts per client address: more source addresses to spread the suite's
     # AUTH commands over, and one kept apart to measure the AUTH throttle (0 = none).
@@ -157,6 +158,7 @@ def expectations_to_spec(exp: Expectations, password_file: Path) -> dict[str, An
         "use_swaks": exp.use_swaks,
         "sender": exp.sender,
         "foreign_sender": exp.foreign_sender,
+        "granted_sender": exp.granted_sender,
         "null_sender_refused": exp.null_sender_refused,
         "extra_sources": list(exp.extra_sources),
         "auth_rate_limit": exp.auth_rate_limit,
@@ -193,6 +195,7 @@ def expectations_from_spec(spec: dict[str, Any]) -> Expectations:
         use_swaks=bool(spec.get("use_swaks", True)),
         sender=str(spec.get("sender", "")),
         foreign_sender=str(spec.get("foreign_sender", "")),
+        granted_sender=str(spec.get("granted_sender", "")),
         null_sender_refused=bool(spec.get("null_sender_refused", False)),
         extra_sources=tuple(str(s) for s in spec.get("extra_sources", [])),
         auth_rate_limit=int(spec.get("auth_rate_limit", 0)),

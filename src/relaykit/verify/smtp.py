@@ -362,10 +362,13 @@ def _envelope(smtp: smtplib.SMTP, sender: str, rcpt: str) -> Reply:
 
 def check_sender_binding(lst: Listener, exp: Expectations, f: SocketFactory | None,
                          offered: frozenset[str]) -> list[CheckResult]:
-    """After AUTH: the user's own address 250, another user's address 5xx, and `<>`
-    5xx when the profile refuses it.  One AUTH for all three (anvil counts AUTHs)."""
+    """After AUTH: the user's own address 250 (and one granted to them), another
+    user's address 5xx, and `<>` 5xx when the profile refuses it.  One AUTH for all
+    of them (anvil counts AUTHs)."""
     rcpt = f"rk-sink@{exp.foreign_domain}"
     cases = [("sender-own-address", _sender(exp), 250)]
+    if exp.granted_sender:
+        cases.append(("sender-granted-address", exp.granted_sender, 250))
     if exp.foreign_sender:
         cases.append(("sender-mismatch-refused", exp.foreign_sender, 5))
     if exp.null_sender_refused:
