@@ -197,6 +197,9 @@ class SecretVolume:
             link = self.root / name
             if not link.is_symlink():
                 link.symlink_to(f"..data/{name}")
+        for link in self.root.iterdir():  # keys no longer in the secret
+            if not link.name.startswith("..") and link.name not in files:
+                link.unlink()
         if old is not None and old != new:
             for f in old.iterdir():
                 f.unlink()
@@ -268,7 +271,8 @@ def check_rotation(r: Running, p: Profile, volume: SecretVolume, files: dict[str
                    old: tuple[str, str], new: tuple[str, str]) -> CheckResult:
     """Swap the secret volume to a users file without the old user and with a new one:
     within RELOAD_WITHIN seconds the new user gets 235 and the old one 535."""
-    volume.write({**files, "sasl-users": _users_line(p, *new)})
+    rotated = {k: v for k, v in files.items() if k != "sender-logins"}  # granted to old
+    volume.write({**rotated, "sasl-users": _users_line(p, *new)})
     start = time.monotonic()
     codes = (0, 0)
     while time.monotonic() - start < RELOAD_WITHIN + 10:
