@@ -230,3 +230,231 @@ def test_the_images_own_postfix_accepts_its_config(built: Path, docker_client: A
         text = bytes(out).decode()
         assert "warning" not in text, text
         assert text.strip()
+
+
+# --- issue 8: the image under attack and in daily operation ---------------------------
+
+LOGIN = ("import smtplib,ssl,sys\nc=ssl._create_unverified_context()\n"
+         "s=smtplib.SMTP_SSL(sys.argv[1],465,context=c,timeout=20)\n"
+         "u,p=sys.stdin.read().split('\\n')[:2]\n"
+         "try:\n print(s.login(u,p)[0])\n"
+         "except smtplib.SMTPAuthenticationError as e:\n print(e.smtp_code)\n")
+
+
+def login(runner: list[str], user: str, password: str, host: str = "127.0.0.1") -> str:
+    """AUTH on 465 run under `runner`; the password on stdin."""
+    return subprocess.run([*runner, "python3", "-c", LOGIN, host], input=f"{user}\n{password}\n",
+                          capture_output=True, text=True, timeout=60).stdout.strip()
+
+
+def _exit(r: Any, timeout: float = 60) -> tuple[int, str]:
+    status = r.container.wait(timeout=timeout)
+    return int(status["StatusCode"]), r.logs()
+
+
+@pytest.mark.parametrize("users", [None, "", "# only a comment\n\n   # indented comment\n"])
+def test_no_users_refuses_to_start(built: Path, docker_client: Any, tmp_path: Path,
+                                   users: str | None) -> None:
+    (tmp_path / "secrets").mkdir()
+    if users is not None:
+        (tmp_path / "secrets" / "sasl-users").write_text(users)
+    with _start(docker_client, built, "roaming", tmp_path, {}) as r:
+        code, logs = _exit(r)
+    errors = [line for line in logs.splitlines() if "error" in line]
+    assert code == 64, logs
+    assert len(errors) == 1 and "RELAYKIT_ALLOW_NO_USERS=yes" in errors[0], logs
+
+
+def test_no_users_allowed_explicitly_starts_and_says_so(built: Path, docker_client: Any,
+                                                        tmp_path: Path) -> None:
+    (tmp_path / "secrets").mkdir()
+    with _start(docker_client, built, "roaming", tmp_path,
+                {"RELAYKIT_ALLOW_NO_USERS": "yes"}) as r:
+        assert oci_verify.check_healthy(r).ok, r.logs()[-2000:]
+        assert "loaded 0 SASL user(s)" in r.logs()
+        assert login(r.nsenter, "anyone", "pw") == "535"
+
+
+@pytest.mark.parametrize("users,env,needle", [
+    ("ok@example.org:pw\n", {"RELAYKIT_RELAYHOST": "[relay.example.net]:99999"},
+     "port 99999 is not in 1-65535"),
+    ("ok@example.org:pw\n", {"RELAYKIT_RELAYHOST": "[relay.example.net]:0"},
+     "port 0 is not in 1-65535"),
+    ("ok@example.org:pw-with-trailing-space \n", {}, "line 1: space or tab at the start or end"),
+    ("  ok@example.org:pw\n", {}, "line 1: space or tab at the start or end"),
+    ("a@example.org:pw-1\nb@example.org:pw-2\na@example.org:pw-3\n", {},
+     "line 3: user 'a@example.org' already on line 1"),
+    ("ok@example.org:pw\n", {"RELAYKIT_RELOAD_INTERVAL": "0"}, "RELAYKIT_RELOAD_INTERVAL"),
+])
+def test_runtime_input_rules(built: Path, docker_client: Any, tmp_path: Path, users: str,
+                             env: dict[str, str], needle: str) -> None:
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "sasl-users").write_text(users)
+    with _start(docker_client, built, "roaming", tmp_path, env) as r:
+        code, logs = _exit(r)
+    assert code == 64, logs
+    assert needle in logs
+    assert "pw-" not in logs.split("relaykit: error:")[-1]
+
+
+def test_comments_and_crlf_in_users_are_fine(built: Path, docker_client: Any,
+                                            tmp_path: Path) -> None:
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "sasl-users").write_text(
+        "# users\r\n\t# indented comment\r\n\r\nkeep@example.org:pw with inner space\r\n")
+    with _start(docker_client, built, "roaming", tmp_path, {}) as r:
+        oci_verify.wait_ready(r, [465])
+        assert login(r.nsenter, "keep@example.org", "pw with inner space") == "235"
+        assert login(r.nsenter, "keep@example.org", "pw with inner space\r") == "535"
+        assert "dict_nis_init" not in r.logs()
+
+
+def test_dying_saslauthd_stops_the_container_with_an_error(built: Path, docker_client: Any,
+                                                           tmp_path: Path) -> None:
+    """SIGTERM to saslauthd's master (it signals its process group): not a clean stop."""
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "sasl-users").write_text("u@example.org:pw-1\n")
+    with _start(docker_client, built, "roaming", tmp_path, {}) as r:
+        oci_verify.wait_ready(r, [465])
+        r.container.exec_run(["bash", "-c", "kill -TERM $(cat /run/relaykit/saslauthd.pid)"])
+        code, logs = _exit(r, timeout=30)
+    assert code != 0, logs
+    assert "saslauthd exited" in logs
+
+
+def test_sighup_reloads_users_at_once(built: Path, docker_client: Any, tmp_path: Path) -> None:
+    import time
+
+    (tmp_path / "secrets").mkdir()
+    users = tmp_path / "secrets" / "sasl-users"
+    users.write_text("old@example.org:pw-old-1\n")
+    # Polling every 99 s: only the signal can explain a change within seconds.
+    with _start(docker_client, built, "roaming", tmp_path,
+                {"RELAYKIT_RELOAD_INTERVAL": "99"}) as r:
+        oci_verify.wait_ready(r, [465])
+        assert login(r.nsenter, "old@example.org", "pw-old-1") == "235"
+        users.write_text("new@example.org:pw-new-1\n")
+        r.container.kill(signal="SIGHUP")
+        start = time.monotonic()
+        while login(r.nsenter, "new@example.org", "pw-new-1") != "235":
+            assert time.monotonic() - start < 3, r.logs()[-2000:]
+            time.sleep(0.2)
+        assert login(r.nsenter, "old@example.org", "pw-old-1") == "535"
+        r.container.reload()
+        assert r.container.status == "running"
+        # A bad file on reload keeps the running users, and says why.
+        users.write_text("broken line without colon\n")
+        r.container.kill(signal="SIGHUP")
+        time.sleep(2)
+        assert login(r.nsenter, "new@example.org", "pw-new-1") == "235"
+        assert "previous valid inputs stay in use" in r.logs()
+
+
+def _old_image_leftovers(spool: Path) -> None:
+    """What a previous image version left on its queue volume: the auxprop sasldb
+    copy (with a user in it) and saslauthd's directory as root:sasl."""
+    (spool / "etc").mkdir(parents=True)
+    subprocess.run(["saslpasswd2", "-p", "-c", "-f", str(spool / "etc" / "sasldb2"), "-u",
+                    "luchs.example", "olduser"], input="pw-old-1", text=True, check=True)
+    (spool / "var" / "run" / "saslauthd").mkdir(parents=True)
+
+
+@pytest.mark.parametrize("state", ["empty-bind-mount", "left-by-previous-image"])
+def test_gazette_spool_keeps_no_credentials(built: Path, docker_client: Any, tmp_path: Path,
+                                            state: str) -> None:
+    """The auxprop sasldb copy lives in the chroot, on the queue volume: it is rebuilt
+    at start and removed at stop, so a removed user never comes back."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    if state == "left-by-previous-image":
+        _old_image_leftovers(spool)
+    (tmp_path / "secrets").mkdir()
+    users = tmp_path / "secrets" / "sasl-users"
+    users.write_text("alice@luchs.example:pw-alice-1\n")
+    image = oci_verify.load_image(docker_client, built / "gazette-2007" / "gazette-2007.oci.tar")
+    for round_ in range(2):
+        with oci_verify.run_container(docker_client, image, tmp_path, {},
+                                      spool=str(spool)) as r:
+            oci_verify.wait_ready(r, [25])
+            assert oci_verify.check_healthy(r).ok, r.logs()[-2000:]
+            assert (spool / "etc" / "sasldb2").exists()
+            assert oci_verify.check_clean_stop(r).ok
+        assert not (spool / "etc" / "sasldb2").exists(), f"copy left after stop {round_}"
+        users.write_text("bob@luchs.example:pw-bob-1\n")
+    assert not list((spool / "etc").glob("sasldb2*"))
+
+
+def _submit_script(tokens: list[str]) -> str:
+    return ("import smtplib,ssl,sys\nc=ssl._create_unverified_context()\n"
+            "s=smtplib.SMTP_SSL('127.0.0.1',465,context=c,timeout=20)\n"
+            "s.login('q@example.org', sys.stdin.read())\n"
+            f"for t in {tokens!r}:\n"
+            " s.sendmail('q@example.org',['rk-sink@foreign.example'],"
+            "'Subject: '+t+'\\r\\n\\r\\n'+t+'\\r\\n')\n"
+            "s.quit()\n")
+
+
+def test_queue_survives_container_and_image_replacement(built: Path, docker_client: Any,
+                                                        tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mail queued while the relayhost is down survives two container replacements,
+    the second with a newer image, and is all delivered."""
+    import secrets as pysecrets
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "sasl-users").write_text("q@example.org:pw-q-1\n")
+    env = {"RELAYKIT_RELAYHOST": f"[127.0.0.1]:{oci_verify.SINK_PORT}"}
+    v1 = oci_verify.load_image(docker_client, built / "roaming" / "roaming.oci.tar")
+    newer = tmp_path / "newer.yaml"
+    newer.write_text("extends: roaming\nname: roaming\nversion: 1.0.1\n")
+    monkeypatch.setenv("RELAYKIT_BUILD_DIR", str(tmp_path / "b2"))
+    commands.build(str(newer), fmt="oci", log=lambda _msg: None)
+    v2 = oci_verify.load_image(docker_client, tmp_path / "b2" / "roaming" / "roaming.oci.tar")
+    assert v1 != v2
+    tokens = [f"rk-{pysecrets.token_hex(8)}" for _ in range(3)]
+    for image, batch in ((v1, tokens[:2]), (v1, tokens[2:])):
+        with oci_verify.run_container(docker_client, image, tmp_path, env,
+                                      spool=str(spool)) as r:
+            oci_verify.wait_ready(r, [465])
+            subprocess.run([*r.nsenter, "python3", "-c", _submit_script(batch)],
+                           input="pw-q-1", text=True, check=True, timeout=60)
+            out = r.container.exec_run(["postqueue", "-j"]).output.decode()
+            assert out.count('"queue_name"') >= len(batch), out
+            assert oci_verify.check_clean_stop(r).ok
+    with oci_verify.run_container(docker_client, v2, tmp_path, env, spool=str(spool)) as r:
+        oci_verify.wait_ready(r, [465])
+        with testbed.sink(r.nsenter, tmp_path / "sink",
+                          f"127.0.0.1:{oci_verify.SINK_PORT}") as maildir:
+            r.container.exec_run(["postqueue", "-f"])  # retry now, not at the next backoff
+            from relaykit.verify.smtp import wait_for_token
+            missing = [t for t in tokens if wait_for_token(maildir, t, 30) is None]
+        assert not missing, r.logs()[-3000:]
+
+
+def test_fail2ban_filter_matches_real_failed_auth_lines(built: Path, docker_client: Any,
+                                                        tmp_path: Path) -> None:
+    fail2ban_regex = shutil.which("fail2ban-regex")
+    assert fail2ban_regex, "fail2ban-regex missing: apt-get install fail2ban (bootstrap does)"
+    from ..conftest import ROOT
+
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "sasl-users").write_text("u@example.org:pw-right-1\n")
+    with _start(docker_client, built, "roaming", tmp_path, {}) as r:
+        oci_verify.wait_ready(r, [465])
+        with netns.client_link(r.pid) as link:
+            codes = [login(link.runner, "u@example.org", "wrong", link.server_address)
+                     for _ in range(12)]
+        logs = r.logs()
+    assert codes[:10] == ["535"] * 10 and "454" not in codes[:10], codes
+    log_file = tmp_path / "mail.log"
+    log_file.write_text(logs)
+    filt = ROOT / "rootfs" / "usr" / "share" / "relaykit" / "fail2ban" / "relaykit-sasl.conf"
+    out = subprocess.run([fail2ban_regex, "--print-all-matched", str(log_file), str(filt)],
+                         capture_output=True, text=True, check=True).stdout
+    matched = [line for line in out.splitlines() if link.client_address in line]
+    # 10 failed AUTH lines, plus the rate-limit line(s) once the throttle answers.
+    assert len([m for m in matched if "authentication failed" in m]) == 10, out
+    assert any("rate limit" in m for m in matched), out
+    assert "pw-right-1" not in logs
