@@ -301,7 +301,7 @@ class Abuse:
     message_rate: int
     recipient_rate: int
     error_limit: int
-    sender_binding: str  # "reject" | "warn" | "off"
+    sender_binding: str  # "reject" | "warn" | "any"
     null_sender: str  # "reject" | "allow"
     authenticated_header: bool
 

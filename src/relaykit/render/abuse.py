@@ -57,7 +57,7 @@ def main_settings(p: Profile) -> list[Setting]:
     if p.sasl is None or not p.auth_listeners:
         return []
     out: list[Setting] = [("anvil_rate_time_unit", f"{p.abuse.rate_time_unit}s")]
-    if p.abuse.sender_binding != "off":
+    if p.abuse.sender_binding != "any":
         out.append(("smtpd_sender_login_maps", login_map(p.sasl.realm)))
     rules = _sender_rules(p)
     if rules:
