@@ -458,3 +458,39 @@ def test_fail2ban_filter_matches_real_failed_auth_lines(built: Path, docker_clie
     assert len([m for m in matched if "authentication failed" in m]) == 10, out
     assert any("rate limit" in m for m in matched), out
     assert "pw-right-1" not in logs
+
+
+TESTSSL_PROTOCOLS_OFF = ("SSLv2", "SSLv3", "TLS1", "TLS1_1")
+TESTSSL_SUITES_OFF = ("cipherlist_NULL", "cipherlist_aNULL")
+
+
+@pytest.mark.parametrize("name,users", [
+    ("roaming", "t@example.org:pw-t-1\n"), ("gazette-2007", "t@luchs.example:pw-t-1\n")])
+def test_testssl_finds_no_old_protocol_and_no_anonymous_or_null_suite(
+        built: Path, docker_client: Any, tmp_path: Path, name: str, users: str) -> None:
+    """testssl.sh (Debian's package) from the client namespace, on every TLS listener:
+    nothing below TLS 1.2, no NULL and no anonymous (aNULL) cipher suites."""
+    testssl = shutil.which("testssl")
+    assert testssl, "testssl missing: apt-get install testssl.sh (bootstrap does)"
+    profile = load_profile(name).profile
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "sasl-users").write_text(users)
+    findings: dict[str, dict[str, str]] = {}
+    with _start(docker_client, built, name, tmp_path, {}) as r, \
+            netns.client_link(r.pid) as link:
+        oci_verify.wait_ready(r, [lis.port for lis in profile.listeners])
+        for lis in profile.listeners:
+            if lis.tls == "none":
+                continue
+            out = tmp_path / f"testssl-{lis.port}.json"
+            starttls = [] if lis.tls == "implicit" else ["--starttls", "smtp"]
+            subprocess.run([*link.runner, testssl, "--quiet", "--color", "0", "--warnings",
+                            "off", "--ip", "one", "-p", "-s", *starttls, "--jsonfile",
+                            str(out), f"{link.server_address}:{lis.port}"],
+                           capture_output=True, timeout=600)
+            findings[lis.name] = {e["id"]: e["finding"] for e in json.loads(out.read_text())}
+    assert findings, "no TLS listener tested"
+    for listener, found in findings.items():
+        for key in TESTSSL_PROTOCOLS_OFF + TESTSSL_SUITES_OFF:
+            assert found.get(key, "").startswith("not offered"), (listener, key, found.get(key))
+        assert found.get("TLS1_2", "").startswith("offered"), (listener, found.get("TLS1_2"))
