@@ -125,3 +125,23 @@ def test_login_table_as_postfix_reads_it(tmp_path: Path, address: str, owners: s
     got = subprocess.run(["postmap", "-c", str(tmp_path), "-q", address, table],
                          capture_output=True, text=True).stdout.strip()
     assert got == owners
+
+
+def test_hide_client_ip_only_when_asked(tmp_path: Path) -> None:
+    assert "header_checks" not in main(profile(tmp_path))
+    assert main(profile(tmp_path, "  hide_client_ip: true\n"))["header_checks"] == (
+        abuse.HIDE_CLIENT_CHECKS)
+
+
+@pytest.mark.skipif(shutil.which("postmap") is None, reason="needs Postfix's postmap")
+def test_hide_client_ip_drops_only_authenticated_received_headers(tmp_path: Path) -> None:
+    mail = ("Received: from laptop.test (unknown [198.51.100.2])\n\t(using TLSv1.3)\n"
+            "\tby relay.example.org (Postfix) with ESMTPSA id ABC\n\tfor <a@b.example>; now\n"
+            "Received: from mx.test (mx.test [192.0.2.7]) by relay with ESMTPS id Q; now\n"
+            "Subject: hi\n\nbody mentions with ESMTPSA too\n")
+    (tmp_path / "main.cf").write_text("")
+    out = subprocess.run(["postmap", "-c", str(tmp_path), "-h", "-q", "-",
+                          abuse.HIDE_CLIENT_CHECKS], input=mail,
+                         capture_output=True, text=True).stdout
+    assert "198.51.100.2" in out and out.rstrip().endswith("IGNORE")  # the matched header
+    assert "192.0.2.7" not in out and "Subject" not in out

@@ -304,6 +304,7 @@ class Abuse:
     sender_binding: str  # "reject" | "warn" | "any"
     null_sender: str  # "reject" | "allow"
     authenticated_header: bool
+    hide_client_ip: bool
 
 
 def abuse_from(data: dict[str, Any]) -> Abuse:
@@ -319,4 +320,5 @@ def abuse_from(data: dict[str, Any]) -> Abuse:
         sender_binding=a["sender_binding"],
         null_sender=a["null_sender"],
         authenticated_header=a["authenticated_header"],
+        hide_client_ip=a["hide_client_ip"],
     )

@@ -23,6 +23,10 @@ Setting = tuple[str, str]
 # master.cf -o value stays one word (no nested braces there).
 SENDER_CLASS = "relaykit_auth_sender"
 NULL_SENDER_TEXT = "a null sender is not accepted after AUTH"
+# The Received: header smtpd writes after AUTH says "with ESMTPSA" (ESMTPA without TLS);
+# it names the client's host and address.  cleanup applies header_checks to all mail,
+# so the pattern matches only authenticated submissions.
+HIDE_CLIENT_CHECKS = "regexp:{{/^Received:.* with E?SMTPS?A / IGNORE}}"
 
 
 def _escape_cf(text: str) -> str:
@@ -59,6 +63,8 @@ def main_settings(p: Profile) -> list[Setting]:
     out: list[Setting] = [("anvil_rate_time_unit", f"{p.abuse.rate_time_unit}s")]
     if p.abuse.sender_binding != "any":
         out.append(("smtpd_sender_login_maps", login_map(p.sasl.realm)))
+    if p.abuse.hide_client_ip:
+        out.append(("header_checks", HIDE_CLIENT_CHECKS))
     rules = _sender_rules(p)
     if rules:
         out += [("smtpd_restriction_classes", SENDER_CLASS), (SENDER_CLASS, ", ".join(rules))]
