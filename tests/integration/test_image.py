@@ -348,6 +348,12 @@ def test_sighup_reloads_users_at_once(built: Path, docker_client: Any, tmp_path:
         time.sleep(2)
         assert login(r.nsenter, "new@example.org", "pw-new-1") == "235"
         assert "previous valid inputs stay in use" in r.logs()
+        # An emptied users file is applied: nobody logs in any more.
+        users.write_text("# nobody\n")
+        r.container.kill(signal="SIGHUP")
+        time.sleep(2)
+        assert login(r.nsenter, "new@example.org", "pw-new-1") == "535"
+        assert "every AUTH fails now" in r.logs()
 
 
 def _old_image_leftovers(spool: Path) -> None:
