@@ -501,3 +501,41 @@ def test_testssl_finds_no_old_protocol_and_no_anonymous_or_null_suite(
         for key in TESTSSL_PROTOCOLS_OFF + TESTSSL_SUITES_OFF:
             assert found.get(key, "").startswith("not offered"), (listener, key, found.get(key))
         assert found.get("TLS1_2", "").startswith("offered"), (listener, found.get("TLS1_2"))
+
+
+PEER_SHA = ("import hashlib,socket,ssl\nc=ssl._create_unverified_context()\n"
+            "s=c.wrap_socket(socket.create_connection(('127.0.0.1',465),10))\n"
+            "print(hashlib.sha256(s.getpeercert(True)).hexdigest())\n")
+
+
+def test_tls_pair_rotates_live_without_dropping_the_queue(built: Path, docker_client: Any,
+                                                          tmp_path: Path) -> None:
+    """A Kubernetes secret update swapping the TLS pair: new connections present the
+    new certificate within RELOAD_WITHIN seconds; queued mail stays queued."""
+    import time
+
+    volume = oci_verify.SecretVolume(tmp_path / "secrets")
+    first = testbed.self_signed(tmp_path, "relay.example.org", "first")
+    second = testbed.self_signed(tmp_path, "relay.example.org", "second")
+    files = {"sasl-users": "q@example.org:pw-q-1\n", "tls.crt": first[0].read_text(),
+             "tls.key": first[1].read_text()}
+    volume.write(files)
+    env = {"RELAYKIT_RELAYHOST": f"[127.0.0.1]:{oci_verify.SINK_PORT}"}  # nobody listens
+    with _start(docker_client, built, "roaming", tmp_path, env) as r:
+        oci_verify.wait_ready(r, [465])
+
+        def peer() -> str:
+            return subprocess.run([*r.nsenter, "python3", "-c", PEER_SHA], capture_output=True,
+                                  text=True, timeout=60).stdout.strip()
+
+        assert peer() == first[2]
+        subprocess.run([*r.nsenter, "python3", "-c", _submit_script(["rk-queued-1"])],
+                       input="pw-q-1", text=True, check=True, timeout=60)
+        volume.write({**files, "tls.crt": second[0].read_text(), "tls.key": second[1].read_text()})
+        start = time.monotonic()
+        while peer() != second[2]:
+            assert time.monotonic() - start < oci_verify.RELOAD_WITHIN, r.logs()[-2000:]
+            time.sleep(0.3)
+        queue = r.container.exec_run(["postqueue", "-j"]).output.decode()
+        assert '"queue_name"' in queue, queue
+        assert "reloaded credentials (file change)" in r.logs()
