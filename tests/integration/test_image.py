@@ -133,6 +133,9 @@ def test_satellite_relays_through_roaming_to_the_sink(built: Path, docker_client
     (rw / "secrets").mkdir(parents=True)
     (sw / "secrets").mkdir(parents=True)
     (rw / "secrets" / "sasl-users").write_text(f"laptop@{realm}:{password}\n")
+    # Sender binding: the satellite relays for every sender of its host with one login,
+    # so that login is granted the host's domain (README, sender-logins).
+    (rw / "secrets" / "sender-logins").write_text(f"@laptop.example.org laptop@{realm}\n")
     relayhost = f"[{netns.TEST_NET}.1]:587"
     (sw / "secrets" / "sasl-passwd").write_text(f"{relayhost} laptop@{realm}:{password}\n")
     relay_env = {"RELAYKIT_RELAYHOST": f"[127.0.0.1]:{oci_verify.SINK_PORT}"}
