@@ -77,21 +77,24 @@ sasl_logins() {
     sasldblistusers2 -f "$SASLDB" 2>/dev/null | sed -n 's/^\([^:]*\): .*/\1/p'
 }
 
-# build_sender_logins OUT REALM [EXTRA]: Postfix smtpd_sender_login_maps source (then
-# postmapped): every user owns user@realm (bare `user` too in the default realm), and
-# EXTRA grants more: `ADDRESS LOGIN[,LOGIN...]` per line, ADDRESS `local@domain` or
-# `@domain`, each LOGIN a user of sasl-users.  Names only: no secret in this table.
+# build_sender_logins OUT REALM [EXTRA]: a Postfix regexp: table for
+# smtpd_sender_login_maps: every user owns user@realm (bare `user` too in the default
+# realm), and EXTRA grants more: `ADDRESS LOGIN[,LOGIN...]` per line, ADDRESS
+# `local@domain` or `@domain`, each LOGIN a user of sasl-users.  A regexp table, not a
+# hash: Postfix asks every table for the full address before any for @domain, and the
+# profile's catch-all identity rule would answer first.  Exact addresses come before
+# domains.  Names only: no secret in this table.
 build_sender_logins() {
-    local out=$1 realm=$2 extra=${3:-} login user n line key logins l lines
+    local out=$1 realm=$2 extra=${3:-} login user n line key logins l lines re
     declare -A owners=() known=()
     while IFS= read -r login; do
         [ -n "$login" ] || continue
         user=${login%@*}
         known[$login]=1
-        owners[$login]=$login
+        owners[${login,,}]=$login
         if [ "${login#*@}" = "$realm" ]; then
             known[$user]=1
-            owners[$login]+=",$user"
+            owners[${login,,}]+=",$user"
         fi
     done < <(sasl_logins)
     if [ -n "$extra" ] && [ -e "$extra" ]; then
@@ -110,12 +113,19 @@ build_sender_logins() {
             owners[$key]=${owners[$key]:+${owners[$key]},}$logins
         done <<< "$lines"
     fi
-    : > "$out.new"
-    for key in "${!owners[@]}"; do printf '%s\t%s\n' "$key" "${owners[$key]}"; done |
-        sort > "$out.new"
+    {
+        printf '# relaykit: sender address -> SASL logins that may use it (built at start)\n'
+        for key in "${!owners[@]}"; do
+            re=$(sed 's/[.+]/\\&/g' <<< "$key")
+            if [[ $key == @* ]]; then
+                printf '2 /%s$/ %s\n' "$re" "${owners[$key]}"
+            else
+                printf '1 /^%s$/ %s\n' "$re" "${owners[$key]}"
+            fi
+        done | sort | cut -d' ' -f2-
+    } > "$out.new"
     chmod 0644 "$out.new"
     mv -f "$out.new" "$out"
-    postmap "$out"
 }
 
 # sync_chroot_sasldb: auxprop mechanisms read sasldb inside smtpd's chroot.  A copy
