@@ -542,3 +542,17 @@ def test_tls_pair_rotates_live_without_dropping_the_queue(built: Path, docker_cl
         queue = r.container.exec_run(["postqueue", "-j"]).output.decode()
         assert '"queue_name"' in queue, queue
         assert "reloaded credentials (file change)" in r.logs()
+
+
+def test_verify_checks_hide_client_ip(tmp_path: Path, docker_client: Any,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A profile that hides the client's address: verify passes, and its Received:
+    check looked for the address and found none (the shipped roaming finds it)."""
+    variant = tmp_path / "hidden.yaml"
+    variant.write_text("extends: roaming\nname: roaming\nabuse:\n  hide_client_ip: true\n")
+    monkeypatch.setenv("RELAYKIT_BUILD_DIR", str(tmp_path / "b"))
+    commands.build(str(variant), fmt="oci", log=lambda _msg: None)
+    ok, table = commands.verify(str(variant), fmt="oci", log=lambda _msg: None)
+    assert ok, table
+    row = next(line for line in table.splitlines() if "client address in Received:" in line)
+    assert "in the headers of 0 of" in row and "absent" in row, row

@@ -233,6 +233,25 @@ def add_client_addresses(link: netns.Link, hosts: range) -> tuple[str, ...]:
     return addresses
 
 
+def _headers(message: bytes) -> bytes:
+    return message.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+
+
+def check_received_header(p: Profile, maildir: Path, client: str) -> CheckResult:
+    """Mail relayed after AUTH names the client's address in Received: unless the
+    profile hides it (abuse.hide_client_ip)."""
+    hide = p.abuse.hide_client_ip
+    mails = sorted(maildir.glob("*.eml"))
+    if not mails:
+        return CheckResult("client address in Received:", "sink", False, "no mail in the sink")
+    seen = [m.name for m in mails if client.encode() in _headers(m.read_bytes())]
+    ok = not seen if hide else len(seen) == len(mails)
+    want = "absent (hide_client_ip)" if hide else "present"
+    return CheckResult("client address in Received:", "sink", ok,
+                       f"{client} in the headers of {len(seen)} of {len(mails)} mail(s); "
+                       f"want {want}")
+
+
 # --- live credentials ------------------------------------------------------------------
 
 RELOAD_WITHIN = 5.0  # seconds: RELAYKIT_RELOAD_INTERVAL (2 s default) + the reload
@@ -318,6 +337,8 @@ def verify_relay(p: Profile, client: Any, image: str, work: Path, log: Log
             log(f"running the conformance suite from {link.client_address} "
                 f"against {link.server_address}")
             results += run_suite_via(exp, link.runner)
+            if p.auth_listeners:
+                results.append(check_received_header(p, maildir, link.client_address))
         if p.auth_listeners:
             results.append(check_rotation(r, p, volume, files,
                                           (testbed.TEST_USER, password),
