@@ -475,7 +475,8 @@ TESTSSL_SUITES_OFF = ("cipherlist_NULL", "cipherlist_aNULL")
 
 
 @pytest.mark.parametrize("name,users", [
-    ("roaming", "t@example.org:pw-t-1\n"), ("gazette-2007", "t@luchs.example:pw-t-1\n")])
+    pytest.param("roaming", "t@example.org:pw-t-1\n", id="roaming"),
+    pytest.param("gazette-2007", "t@luchs.example:pw-t-1\n", id="gazette-2007")])
 def test_testssl_finds_no_old_protocol_and_no_anonymous_or_null_suite(
         built: Path, docker_client: Any, tmp_path: Path, name: str, users: str) -> None:
     """testssl.sh (Debian's package) from the client namespace, on every TLS listener:
