@@ -129,10 +129,43 @@ def wait_ready(r: Running, ports: list[int], timeout: float = 60.0) -> float:
     raise RelaykitError("the relay did not open its ports in time:\n" + r.logs()[-3000:])
 
 
-def check_listening(r: Running, ports: list[int]) -> CheckResult:
+# Polls one listener from inside the container's namespace until it says 220; prints
+# the wall-clock time of that banner (TLS first on an implicit-TLS port).
+FIRST_BANNER = """\
+import socket, ssl, sys, time
+port, implicit = int(sys.argv[1]), sys.argv[2] == "implicit"
+deadline = time.time() + 60
+while time.time() < deadline:
+    try:
+        s = socket.create_connection(("127.0.0.1", port), 2)
+        if implicit:
+            s = ssl._create_unverified_context().wrap_socket(s)
+        if s.recv(512).startswith(b"220"):
+            print(time.time())
+            s.sendall(b"QUIT\\r\\n")
+            break
+    except OSError:
+        pass
+    time.sleep(0.05)
+"""
+
+
+def check_listening(r: Running, p: Profile) -> CheckResult:
+    """Every listener accepts; the first 220 banner, timed from `docker run`."""
+    ports = [lis.port for lis in p.listeners]
+    wall_start = time.time() - (time.monotonic() - r.started)
+    first = p.listeners[0]
+    proc = subprocess.Popen([*r.nsenter, sys.executable, "-c", FIRST_BANNER, str(first.port),
+                             first.tls], stdout=subprocess.PIPE, text=True)
     took = wait_ready(r, ports)
+    out = proc.communicate(timeout=90)[0].strip()
+    if not out:
+        return CheckResult("listeners open", r.mode, False,
+                           f"no 220 from port {first.port} within 60 s")
+    banner = float(out) - wall_start
     return CheckResult("listeners open", r.mode, True,
-                       f"ports {' '.join(map(str, ports))} accept after {took:.1f} s")
+                       f"first 220 (port {first.port}) after {banner:.1f} s; ports "
+                       f"{' '.join(map(str, ports))} accept after {took:.1f} s")
 
 
 def check_healthy(r: Running, within: float = HEALTHY_WITHIN) -> CheckResult:
@@ -323,9 +356,8 @@ def verify_relay(p: Profile, client: Any, image: str, work: Path, log: Log
     volume.write(files)
     sha = pem_sha256(files["tls.crt"])
     env = {"RELAYKIT_RELAYHOST": f"[127.0.0.1]:{SINK_PORT}"}
-    ports = [lis.port for lis in p.listeners]
     with run_container(client, image, work, env, hardened=True) as r:
-        results = [check_listening(r, ports), check_healthy(r)]
+        results = [check_listening(r, p), check_healthy(r)]
         with testbed.sink(r.nsenter, work / "sink", f"127.0.0.1:{SINK_PORT}") as maildir, \
                 netns.client_link(r.pid) as link:
             extra = add_client_addresses(link, range(10, 14))
@@ -346,7 +378,7 @@ def verify_relay(p: Profile, client: Any, image: str, work: Path, log: Log
         results.append(check_no_secret_in_logs(r, [password, new_password]))
         results.append(check_clean_stop(r))
     with run_container(client, image, work, env) as r:
-        results += [check_listening(r, ports), check_healthy(r), check_clean_stop(r)]
+        results += [check_listening(r, p), check_healthy(r), check_clean_stop(r)]
     return results
 
 
@@ -404,11 +436,10 @@ def verify_satellite(p: Profile, client: Any, image: str, work: Path, log: Log
     ca, leaf, key = test_ca(work / "ca", SMARTHOST_NAME)
     (secrets_dir / "smarthost-ca.crt").write_text(ca.read_text())
     impostor = testbed.self_signed(work, SMARTHOST_NAME, "impostor")[:2]
-    ports = [lis.port for lis in p.listeners]
     with run_container(client, image, work, {"RELAYKIT_RELAYHOST": relayhost},
                        hardened=True, hosts={SMARTHOST_NAME: "127.0.0.1"}) as r, \
             nxdomain_resolver(r):
-        results = [check_listening(r, ports), check_healthy(r)]
+        results = [check_listening(r, p), check_healthy(r)]
         with testbed.sink(r.nsenter, work / "smarthost", f"127.0.0.1:{SMARTHOST_PORT}",
                           auth_file=pw_file, user=smart_user, tls=(leaf, key)) as maildir:
             results.append(submit_and_expect(r.nsenter, 25, maildir, p))
