@@ -116,3 +116,49 @@ def test_unreachable_listener_fails_without_raising() -> None:
     lst = Listener("gone", "127.0.0.1", 9, "none")
     results = run_suite(Expectations(listeners=(lst,), user="u", password=PW, timeout=2))
     assert results and not any(r.ok for r in results)
+
+
+def test_spec_round_trip_keeps_abuse_expectations(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    pw_file = tmp_path / "pw"
+    pw_file.write_text(PW)
+    exp = replace(_exp(), sender="alice@relay.example", foreign_sender="bob@relay.example",
+                  granted_sender="alias@relay.example", null_sender_refused=True,
+                  extra_sources=("198.51.100.10", "198.51.100.11"), auth_rate_limit=7,
+                  throttle_source="198.51.100.20")
+    spec = json.loads(json.dumps(expectations_to_spec(exp, pw_file)))
+    assert expectations_from_spec(spec) == exp
+
+
+def test_binding_and_throttle_checks_fail_against_a_permissive_server(
+        tls_sink: tuple[SinkThread, Path, str]) -> None:
+    """The sink takes any sender and any number of AUTHs: the checks must say so."""
+    from relaykit.verify import smtp
+
+    sink, _sink_dir, pin = tls_sink
+    try:
+        lst = Listener("sink", "127.0.0.1", sink.port, "starttls", True,
+                       frozenset({"PLAIN", "LOGIN"}))
+        exp = Expectations(listeners=(lst,), user="alice", password=PW, cert_sha256=pin,
+                           sender="alice@relay.example", foreign_sender="bob@relay.example",
+                           null_sender_refused=True, auth_rate_limit=3, use_swaks=False,
+                           timeout=5)
+        checks = smtp.check_sender_binding(lst, exp, None, lst.expect_mechanisms)
+        binding = {r.name: r for r in checks}
+        assert binding["sender-own-address"].ok, binding
+        assert not binding["sender-mismatch-refused"].ok
+        assert not binding["null-sender-refused"].ok
+        throttle = smtp.check_auth_throttle(lst, exp, None, lst.expect_mechanisms)
+        assert not throttle.ok and "NO THROTTLE" in throttle.detail
+    finally:
+        sink.stop()
+
+
+def test_suite_spreads_auth_over_the_extra_sources() -> None:
+    from relaykit.verify.suite import _spread
+
+    exp = Expectations(listeners=(), user="u", password=PW, source_address="198.51.100.2",
+                       extra_sources=("198.51.100.10", "198.51.100.11"))
+    assert [_spread(exp, i).source_address for i in range(4)] == [
+        "198.51.100.2", "198.51.100.10", "198.51.100.11", "198.51.100.2"]

@@ -147,6 +147,7 @@ class Profile:
     tls: Tls
     oci: OciOutput | None
     deb: DebOutput | None
+    abuse: Abuse
     scale: ScaleOutputs = field(default_factory=lambda: ScaleOutputs())
 
     @property
@@ -208,6 +209,7 @@ def build_profile(data: dict[str, Any], source_file: str) -> Profile:
         ),
         oci=_oci(outputs.get("oci")),
         deb=_deb(outputs.get("deb")),
+        abuse=abuse_from(data),
         scale=scale_outputs(outputs),
     )
 
@@ -363,3 +365,37 @@ def scale_outputs(outputs: dict[str, Any]) -> ScaleOutputs:
     stack, helm = outputs.get("stack"), outputs.get("helm")
     return ScaleOutputs(stack=None if stack is None else stack_output(stack),
                         helm=None if helm is None else helm_output(helm))
+
+
+@dataclass(frozen=True)
+class Abuse:
+    """Limits and sender binding on AUTH listeners (schema: `abuse`)."""
+
+    rate_time_unit: int
+    auth_rate: int
+    connection_rate: int
+    connection_count: int
+    message_rate: int
+    recipient_rate: int
+    error_limit: int
+    sender_binding: str  # "reject" | "warn" | "any"
+    null_sender: str  # "reject" | "allow"
+    authenticated_header: bool
+    hide_client_ip: bool
+
+
+def abuse_from(data: dict[str, Any]) -> Abuse:
+    a = data["abuse"]  # defaults come from the schema
+    return Abuse(
+        rate_time_unit=a["rate_time_unit"],
+        auth_rate=a["auth_rate"],
+        connection_rate=a["connection_rate"],
+        connection_count=a["connection_count"],
+        message_rate=a["message_rate"],
+        recipient_rate=a["recipient_rate"],
+        error_limit=a["error_limit"],
+        sender_binding=a["sender_binding"],
+        null_sender=a["null_sender"],
+        authenticated_header=a["authenticated_header"],
+        hide_client_ip=a["hide_client_ip"],
+    )

@@ -20,6 +20,7 @@ from relaykit.debian import (
 )
 from relaykit.errors import RelaykitError
 from relaykit.profile.model import DEFAULT_RELAY_RESTRICTIONS, Listener, Profile
+from relaykit.render import abuse
 from relaykit.render.tree import Tree
 
 SASL_CONFIG_DIR = "/etc/postfix/sasl"
@@ -101,6 +102,7 @@ def main_settings(p: Profile) -> tuple[Setting, ...]:
     ]
     out += _tls_server(p) + _tls_client(p) + _sasl_server(p) + _sasl_client(p)
     out += _restrictions(p)
+    out += abuse.main_settings(p)
     out += list(pf.main_cf)
     return tuple(out)
 
@@ -214,6 +216,7 @@ def listener_entry(p: Profile, lis: Listener) -> MasterEntry:
         opts.append(("smtpd_client_restrictions", _join(lis.client_restrictions)))
     if lis.relay_restrictions is not None:
         opts.append(("smtpd_relay_restrictions", _join(lis.relay_restrictions)))
+    opts += abuse.listener_options(p, lis)
     # chroot y: the reason saslauthd's socket and the sasldb copy live in the spool.
     return MasterEntry(_service_name(lis), "inet", "n", "-", "y", "-", "-", "smtpd",
                        tuple(opts))

@@ -39,11 +39,22 @@ def wire_listener(p: Profile, lis: Listener, host: str) -> WireListener:
                         auth_before_tls=bool(before) and lis.tls != "implicit")
 
 
+def own_address(p: Profile, user: str) -> str:
+    """The address a SASL user owns under sender binding: user@realm."""
+    if "@" in user or p.sasl is None:
+        return user
+    return f"{user}@{p.sasl.realm}"
+
+
 def expectations(p: Profile, *, host: str, user: str, password: str, sink_dir: Path | None,
-                 cert_sha256: str | None, source_address: str | None = None
-                 ) -> Expectations:
+                 cert_sha256: str | None, source_address: str | None = None,
+                 extra_sources: tuple[str, ...] = (), throttle_source: str | None = None,
+                 granted_sender: str = "") -> Expectations:
     """Expectations for every listener reachable at host (loopback-only ones excluded
-    when host is not loopback)."""
+    when host is not loopback).  The AUTH throttle is measured only from a
+    throttle_source the other checks do not use (anvil counts per client address)."""
+    a = p.abuse
+    bound = p.sasl is not None and a.sender_binding == "reject"
     return Expectations(
         listeners=tuple(wire_listener(p, lis, host) for lis in p.listeners),
         user=user,
@@ -55,4 +66,11 @@ def expectations(p: Profile, *, host: str, user: str, password: str, sink_dir: P
         cert_sha256=cert_sha256,
         server_name=p.postfix.myhostname,
         source_address=source_address,
+        sender=own_address(p, user) if bound else "",
+        foreign_sender=f"rk-someone-else@{p.sasl.realm}" if bound and p.sasl else "",
+        granted_sender=granted_sender if bound else "",
+        null_sender_refused=p.sasl is not None and a.null_sender == "reject",
+        extra_sources=extra_sources,
+        auth_rate_limit=a.auth_rate if throttle_source else 0,
+        throttle_source=throttle_source,
     )

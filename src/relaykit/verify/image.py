@@ -9,7 +9,11 @@ client outside mynetworks, with no route anywhere else.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import json
+import os
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,11 +26,12 @@ from relaykit.profile.model import Profile
 from relaykit.ui import Log
 from relaykit.verify import expect as conformance
 from relaykit.verify.harness import netns, testbed
-from relaykit.verify.model import CheckResult
+from relaykit.verify.model import CheckResult, listener_to_json, pem_sha256
 from relaykit.verify.suite import format_table, run_suite_via
 
 SINK_PORT = 2525  # relayhost for relays: plain sink on the container's loopback
 SMARTHOST_PORT = 2587  # for satellites: a sink that demands STARTTLS + AUTH
+SMARTHOST_NAME = "smarthost.relaykit.test"  # RFC 2606 .test: resolved by /etc/hosts only
 
 
 def docker_client() -> Any:
@@ -53,6 +58,8 @@ class Running:
     pid: int
     secrets_dir: Path
     work: Path
+    started: float = 0.0  # time.monotonic() just before `docker run`
+    mode: str = "container"  # the row label: how it was started
 
     @property
     def nsenter(self) -> list[str]:
@@ -62,63 +69,126 @@ class Running:
         return bytes(self.container.logs()).decode(errors="replace")
 
 
-def _health_test(client: Any, image: str) -> list[str]:
-    config = client.images.get(image).attrs["Config"]
-    return list(config.get("Healthcheck", {}).get("Test") or [])
+# What Postfix and saslauthd need, measured by dropping each in turn (README, "Least
+# privilege"): chown/chmod of the queue and runtime files, root reaching the postfix-
+# owned queue, the daemons' setuid/setgid and chroot.  NET_BIND_SERVICE: ports below
+# 1024 where the runtime does not lower ip_unprivileged_port_start as Docker does.
+CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID", "SYS_CHROOT",
+                "NET_BIND_SERVICE")
+# --read-only needs a writable /run (the entrypoint's /run/relaykit) and the queue.
+READ_ONLY_TMPFS = ("/run",)
+SPOOL = "/var/spool/postfix"
+HEALTHY_WITHIN = 10.0  # seconds from `docker run` to healthy, with the image's own check
 
 
 @contextlib.contextmanager
-def run_container(client: Any, image: str, work: Path, env: dict[str, str]
-                  ) -> Iterator[Running]:
+def run_container(client: Any, image: str, work: Path, env: dict[str, str], *,
+                  hardened: bool = False, spool: str | None = None,
+                  hosts: dict[str, str] | None = None) -> Iterator[Running]:
+    """Start the image with the secrets in work/secrets.  hardened: --cap-drop ALL plus
+    CAPABILITIES, --read-only with READ_ONLY_TMPFS.  spool: a volume name or host path
+    for the queue (default: the container's own layer; a tmpfs when hardened)."""
     secrets_dir = work / "secrets"
     resolv = work / "resolv.conf"
     # Never the host's resolver (a private address): nothing resolves, nothing leaks.
     resolv.write_text("nameserver 127.0.0.1\n")
-    health = _health_test(client, image)
+    volumes = {str(secrets_dir): {"bind": "/run/secrets", "mode": "ro"},
+               str(resolv): {"bind": "/etc/resolv.conf", "mode": "ro"}}
+    options: dict[str, Any] = {}
+    if spool is not None:
+        volumes[spool] = {"bind": SPOOL, "mode": "rw"}
+    if hardened:
+        tmpfs = dict.fromkeys(READ_ONLY_TMPFS, "")
+        if spool is None:
+            tmpfs[SPOOL] = ""
+        options = {"cap_drop": ["ALL"], "cap_add": list(CAPABILITIES), "read_only": True,
+                   "tmpfs": tmpfs}
+    started = time.monotonic()
     container = client.containers.run(
-        image, detach=True, network_mode="none", environment=env,
-        volumes={str(secrets_dir): {"bind": "/run/secrets", "mode": "ro"},
-                 str(resolv): {"bind": "/etc/resolv.conf", "mode": "ro"}},
-        # The image's own test, polled faster than its 30 s so verify is quick.
-        healthcheck={"test": health, "interval": 2_000_000_000, "timeout": 10_000_000_000,
-                     "retries": 3, "start_period": 0} if health else None,
-        labels={"relaykit.verify": "1"})
+        image, detach=True, network_mode="none", environment=env, volumes=volumes,
+        labels={"relaykit.verify": "1"}, extra_hosts=hosts or {}, **options)
     try:
         container.reload()
-        yield Running(container, int(container.attrs["State"]["Pid"]), secrets_dir, work)
+        yield Running(container, int(container.attrs["State"]["Pid"]), secrets_dir, work,
+                      started, "hardened" if hardened else "container")
     finally:
         with contextlib.suppress(Exception):
             container.remove(force=True)
 
 
-def wait_ready(r: Running, ports: list[int], timeout: float = 60.0) -> None:
+def wait_ready(r: Running, ports: list[int], timeout: float = 60.0) -> float:
+    """Wait until every port accepts connections; seconds since `docker run`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         r.container.reload()
         if r.container.status != "running":
             raise RelaykitError("the relay container exited during start:\n" + r.logs()[-3000:])
         if all(testbed.connects(r.nsenter, "127.0.0.1", port) for port in ports):
-            return
-        time.sleep(0.5)
+            return time.monotonic() - r.started
+        time.sleep(0.2)
     raise RelaykitError("the relay did not open its ports in time:\n" + r.logs()[-3000:])
 
 
-def check_healthy(r: Running, timeout: float = 60.0) -> CheckResult:
-    deadline = time.monotonic() + timeout
+# Polls one listener from inside the container's namespace until it says 220; prints
+# the wall-clock time of that banner (TLS first on an implicit-TLS port).
+FIRST_BANNER = """\
+import socket, ssl, sys, time
+port, implicit = int(sys.argv[1]), sys.argv[2] == "implicit"
+deadline = time.time() + 60
+while time.time() < deadline:
+    try:
+        s = socket.create_connection(("127.0.0.1", port), 2)
+        if implicit:
+            s = ssl._create_unverified_context().wrap_socket(s)
+        if s.recv(512).startswith(b"220"):
+            print(time.time())
+            s.sendall(b"QUIT\\r\\n")
+            break
+    except OSError:
+        pass
+    time.sleep(0.05)
+"""
+
+
+def check_listening(r: Running, p: Profile) -> CheckResult:
+    """Every listener accepts; the first 220 banner, timed from `docker run`."""
+    ports = [lis.port for lis in p.listeners]
+    wall_start = time.time() - (time.monotonic() - r.started)
+    first = p.listeners[0]
+    proc = subprocess.Popen([*r.nsenter, sys.executable, "-c", FIRST_BANNER, str(first.port),
+                             first.tls], stdout=subprocess.PIPE, text=True)
+    took = wait_ready(r, ports)
+    out = proc.communicate(timeout=90)[0].strip()
+    if not out:
+        return CheckResult("listeners open", r.mode, False,
+                           f"no 220 from port {first.port} within 60 s")
+    banner = float(out) - wall_start
+    return CheckResult("listeners open", r.mode, True,
+                       f"first 220 (port {first.port}) after {banner:.1f} s; ports "
+                       f"{' '.join(map(str, ports))} accept after {took:.1f} s")
+
+
+def check_healthy(r: Running, within: float = HEALTHY_WITHIN) -> CheckResult:
+    """The image's own healthcheck (interval, start period as built) turns healthy
+    within `within` seconds of `docker run`."""
+    deadline = r.started + max(within, 60.0)
     status = "none"
     while time.monotonic() < deadline:
         r.container.reload()
         status = r.container.attrs["State"].get("Health", {}).get("Status", "none")
-        if status in ("healthy", "none"):
+        if status in ("healthy", "none", "unhealthy"):
             break
-        time.sleep(1)
-    return CheckResult("healthcheck", "container", status == "healthy", f"status {status}")
+        time.sleep(0.2)
+    took = time.monotonic() - r.started
+    ok = status == "healthy" and took <= within
+    return CheckResult("healthy in time", r.mode, ok,
+                       f"{status} after {took:.1f} s (want healthy within {within:.0f} s)")
 
 
 def check_no_secret_in_logs(r: Running, secret_values: list[str]) -> CheckResult:
     logs = r.logs()
     leaked = [i for i, s in enumerate(secret_values) if s and s in logs]
-    return CheckResult("no secret in logs", "container", not leaked,
+    return CheckResult("no secret in logs", r.mode, not leaked,
                        "clean" if not leaked else f"{len(leaked)} secret(s) found in logs")
 
 
@@ -128,68 +198,304 @@ def check_clean_stop(r: Running) -> CheckResult:
     r.container.reload()
     code = r.container.attrs["State"]["ExitCode"]
     took = time.monotonic() - start
-    return CheckResult("SIGTERM stops cleanly", "container", code == 0 and took < 25,
+    return CheckResult("SIGTERM stops cleanly", r.mode, code == 0 and took < 25,
                        f"exit {code} after {took:.1f} s")
+
+
+# --- secrets, as a Kubernetes secret volume presents them ------------------------------
+
+class SecretVolume:
+    """A directory laid out like a Kubernetes secret volume: each NAME is a link to
+    ..data/NAME, ..data a link to a timestamped directory; an update writes a new
+    directory and swaps ..data in one rename, as the kubelet does."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.version = 0
+
+    def write(self, files: dict[str, str]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.version += 1
+        new = self.root / f"..rk_{self.version:04d}"
+        new.mkdir()
+        for name, text in files.items():
+            testbed.write_secret(new / name, text)
+            (new / name).chmod(0o644)  # the kubelet's default mode
+        tmp = self.root / "..data_tmp"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(new.name)
+        old = (self.root / "..data").resolve() if (self.root / "..data").exists() else None
+        tmp.rename(self.root / "..data")
+        for name in files:
+            link = self.root / name
+            if not link.is_symlink():
+                link.symlink_to(f"..data/{name}")
+        for link in self.root.iterdir():  # keys no longer in the secret
+            if not link.name.startswith("..") and link.name not in files:
+                link.unlink()
+        if old is not None and old != new:
+            for f in old.iterdir():
+                f.unlink()
+            old.rmdir()
+
+
+def _relay_secrets(p: Profile, work: Path, users: str) -> dict[str, str]:
+    """sasl-users and a TLS pair made here; returns the secret files."""
+    gen = work / "tls-made"
+    gen.mkdir(parents=True, exist_ok=True)
+    cert, key, _ = testbed.self_signed(gen, p.postfix.myhostname)
+    return {"sasl-users": users, "tls.crt": cert.read_text(), "tls.key": key.read_text()}
+
+
+def _users_line(p: Profile, user: str, password: str) -> str:
+    realm = p.sasl.realm if p.sasl else p.postfix.mydomain
+    return f"{user}@{realm}:{password}\n"
+
+
+# --- client addresses --------------------------------------------------------------------
+
+def add_client_addresses(link: netns.Link, hosts: range) -> tuple[str, ...]:
+    """More TEST-NET-2 addresses on the client's veth: anvil counts per address."""
+    out = subprocess.run(["ip", "-n", link.namespace, "-o", "link", "show", "type", "veth"],
+                         capture_output=True, text=True, check=True).stdout
+    dev = out.split(":")[1].strip().split("@")[0]
+    addresses = tuple(f"{netns.TEST_NET}.{h}" for h in hosts)
+    for a in addresses:
+        subprocess.run(["ip", "-n", link.namespace, "addr", "add", f"{a}/24", "dev", dev],
+                       capture_output=True, check=True)
+    return addresses
+
+
+def _headers(message: bytes) -> bytes:
+    return message.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+
+
+def check_received_header(p: Profile, maildir: Path, client: str) -> CheckResult:
+    """Mail relayed after AUTH names the client's address in Received: unless the
+    profile hides it (abuse.hide_client_ip)."""
+    hide = p.abuse.hide_client_ip
+    mails = sorted(maildir.glob("*.eml"))
+    if not mails:
+        return CheckResult("client address in Received:", "sink", False, "no mail in the sink")
+    seen = [m.name for m in mails if client.encode() in _headers(m.read_bytes())]
+    ok = not seen if hide else len(seen) == len(mails)
+    want = "absent (hide_client_ip)" if hide else "present"
+    return CheckResult("client address in Received:", "sink", ok,
+                       f"{client} in the headers of {len(seen)} of {len(mails)} mail(s); "
+                       f"want {want}")
+
+
+# --- live credentials ------------------------------------------------------------------
+
+RELOAD_WITHIN = 5.0  # seconds: RELAYKIT_RELOAD_INTERVAL (2 s default) + the reload
+
+LOGIN = """\
+import json, sys
+from relaykit.verify import smtp
+from relaykit.verify.model import Expectations, listener_from_json
+a = json.load(sys.stdin)
+lst = listener_from_json(a["listener"])
+exp = Expectations(listeners=(lst,), user=a["user"], password=a["password"],
+                   server_name=a["server_name"], timeout=10)
+with smtp.open_session(lst, exp, secure=True) as s:
+    mech = smtp.preferred_mechanism(s.mechanisms)
+    print(smtp.authenticate(s, lst, exp, mech, a["password"])[0] if mech else 0)
+"""
+
+
+def login_code(r: Running, p: Profile, user: str, password: str) -> int:
+    """One AUTH from the container's own loopback (in mynetworks: no anvil limit);
+    the password goes on stdin."""
+    lis = p.auth_listeners[0]
+    wire = conformance.wire_listener(p, lis, "127.0.0.1")
+    spec = {"listener": listener_to_json(wire), "user": user, "password": password,
+            "server_name": p.postfix.myhostname}
+    env = {**os.environ, "PYTHONPATH": testbed.package_root()}
+    proc = subprocess.run([*r.nsenter, sys.executable, "-c", LOGIN], input=json.dumps(spec),
+                          capture_output=True, text=True, env=env, timeout=60)
+    try:
+        return int(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return -1
+
+
+def check_rotation(r: Running, p: Profile, volume: SecretVolume, files: dict[str, str],
+                   old: tuple[str, str], new: tuple[str, str]) -> CheckResult:
+    """Swap the secret volume to a users file without the old user and with a new one:
+    within RELOAD_WITHIN seconds the new user gets 235 and the old one 535."""
+    rotated = {k: v for k, v in files.items() if k != "sender-logins"}  # granted to old
+    volume.write({**rotated, "sasl-users": _users_line(p, *new)})
+    start = time.monotonic()
+    codes = (0, 0)
+    while time.monotonic() - start < RELOAD_WITHIN + 10:
+        codes = (login_code(r, p, *new), login_code(r, p, *old))
+        if codes == (235, 535):
+            took = time.monotonic() - start
+            return CheckResult("credentials rotated live", r.mode, took <= RELOAD_WITHIN,
+                               f"new user 235, removed user 535 after {took:.1f} s "
+                               f"(want within {RELOAD_WITHIN:.0f} s; Kubernetes-style "
+                               "..data swap)")
+        time.sleep(0.3)
+    return CheckResult("credentials rotated live", r.mode, False,
+                       f"after {time.monotonic() - start:.0f} s: new user {codes[0]}, "
+                       f"removed user {codes[1]} (want 235 and 535)")
 
 
 # --- profiles --------------------------------------------------------------------------
 
-def _relay_secrets(p: Profile, r_dir: Path, password: str) -> str:
-    """Users and a TLS pair in the secrets dir; returns the cert's SHA-256."""
-    r_dir.mkdir(parents=True, exist_ok=True)
-    realm = p.sasl.realm if p.sasl else p.postfix.mydomain
-    testbed.write_secret(r_dir / "sasl-users", f"# test users\n{testbed.TEST_USER}@{realm}:"
-                         f"{password}\n")
-    _, _, sha = testbed.self_signed(r_dir, p.postfix.myhostname)
-    (r_dir / "sasl-users").chmod(0o644)
-    return sha
-
-
 def verify_relay(p: Profile, client: Any, image: str, work: Path, log: Log
                  ) -> list[CheckResult]:
-    password = testbed.new_password()
-    sha = _relay_secrets(p, work / "secrets", password)
+    """The conformance suite against a hardened container (--cap-drop ALL + the listed
+    capabilities, --read-only), credentials rotated live, then a plain `docker run`."""
+    password, new_password = testbed.new_password(), testbed.new_password()
+    volume = SecretVolume(work / "secrets")
+    files = _relay_secrets(p, work, _users_line(p, testbed.TEST_USER, password))
+    # The documented grant: one more address for the test user (a local one).
+    granted = f"{testbed.TEST_USER}-alias@{p.postfix.myhostname}"
+    files["sender-logins"] = f"{granted} {conformance.own_address(p, testbed.TEST_USER)}\n"
+    volume.write(files)
+    sha = pem_sha256(files["tls.crt"])
     env = {"RELAYKIT_RELAYHOST": f"[127.0.0.1]:{SINK_PORT}"}
-    with run_container(client, image, work, env) as r:
-        wait_ready(r, [lis.port for lis in p.listeners])
-        results = [check_healthy(r)]
+    with run_container(client, image, work, env, hardened=True) as r:
+        results = [check_listening(r, p), check_healthy(r)]
         with testbed.sink(r.nsenter, work / "sink", f"127.0.0.1:{SINK_PORT}") as maildir, \
                 netns.client_link(r.pid) as link:
+            extra = add_client_addresses(link, range(10, 14))
+            throttle = add_client_addresses(link, range(20, 21))[0]
             exp = conformance.expectations(
                 p, host=link.server_address, user=f"{testbed.TEST_USER}", password=password,
-                sink_dir=maildir, cert_sha256=sha, source_address=link.client_address)
+                sink_dir=maildir, cert_sha256=sha, source_address=link.client_address,
+                extra_sources=extra, throttle_source=throttle, granted_sender=granted)
             log(f"running the conformance suite from {link.client_address} "
                 f"against {link.server_address}")
             results += run_suite_via(exp, link.runner)
-        results.append(check_no_secret_in_logs(r, [password]))
+            if p.auth_listeners:
+                results.append(check_received_header(p, maildir, link.client_address))
+        if p.auth_listeners:
+            results.append(check_rotation(r, p, volume, files,
+                                          (testbed.TEST_USER, password),
+                                          ("rk-rotated", new_password)))
+        results.append(check_no_secret_in_logs(r, [password, new_password]))
         results.append(check_clean_stop(r))
+    with run_container(client, image, work, env) as r:
+        results += [check_listening(r, p), check_healthy(r), check_clean_stop(r)]
     return results
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def test_ca(directory: Path, name: str) -> tuple[Path, Path, Path]:
+    """(CA certificate, leaf certificate, leaf key): a throwaway CA and a server
+    certificate it issued for `name` (an IP address gets an IP SAN: OpenSSL checks
+    that for an IP-literal next hop)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = directory / "ca.crt", directory / "ca.key"
+    leaf, key, csr = directory / "leaf.crt", directory / "leaf.key", directory / "leaf.csr"
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+             "/CN=relaykit test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign", "-keyout", str(ca_key), "-out",
+             str(ca))
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout",
+             str(key), "-out", str(csr))
+    ext = directory / "leaf.ext"
+    # Postfix compares the name as text (DNS SAN), OpenSSL the address (IP SAN).
+    san = f"DNS:{name},IP:{name}" if _is_ip(name) else f"DNS:{name}"
+    ext.write_text(f"subjectAltName={san}\nextendedKeyUsage=serverAuth\n")
+    _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+             "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(leaf))
+    key.chmod(0o644)
+    return ca, leaf, key
 
 
 def verify_satellite(p: Profile, client: Any, image: str, work: Path, log: Log
                      ) -> list[CheckResult]:
     """Mail submitted locally without credentials must reach a smarthost that demands
-    STARTTLS and AUTH: the satellite authenticates on the sender's behalf."""
+    STARTTLS and AUTH: the satellite authenticates on the sender's behalf, after
+    verifying the smarthost's certificate against the CA it was given; a smarthost
+    with another certificate gets the mail deferred and never the credentials."""
     secrets_dir = work / "secrets"
     secrets_dir.mkdir(parents=True)
     smart_user, smart_pw = "satellite", testbed.new_password()
-    relayhost = f"[127.0.0.1]:{SMARTHOST_PORT}"
+    # A name, as a real smarthost has (Postfix matches the certificate against it),
+    # resolved through the container's /etc/hosts.
+    relayhost = f"[{SMARTHOST_NAME}]:{SMARTHOST_PORT}"
     testbed.write_secret(secrets_dir / "sasl-passwd", f"{relayhost} {smart_user}:{smart_pw}\n")
     (secrets_dir / "sasl-passwd").chmod(0o644)
     pw_file = work / "smarthost.pw"
     testbed.write_secret(pw_file, smart_pw)
-    tls = testbed.self_signed(work, "smarthost.example", "smarthost")[:2]
-    with run_container(client, image, work, {"RELAYKIT_RELAYHOST": relayhost}) as r:
-        wait_ready(r, [lis.port for lis in p.listeners])
-        results = [check_healthy(r)]
+    ca, leaf, key = test_ca(work / "ca", SMARTHOST_NAME)
+    (secrets_dir / "smarthost-ca.crt").write_text(ca.read_text())
+    impostor = testbed.self_signed(work, SMARTHOST_NAME, "impostor")[:2]
+    with run_container(client, image, work, {"RELAYKIT_RELAYHOST": relayhost},
+                       hardened=True, hosts={SMARTHOST_NAME: "127.0.0.1"}) as r, \
+            nxdomain_resolver(r):
+        results = [check_listening(r, p), check_healthy(r)]
         with testbed.sink(r.nsenter, work / "smarthost", f"127.0.0.1:{SMARTHOST_PORT}",
-                          auth_file=pw_file, user=smart_user, tls=tls) as maildir:
+                          auth_file=pw_file, user=smart_user, tls=(leaf, key)) as maildir:
             results.append(submit_and_expect(r.nsenter, 25, maildir, p))
+        results.append(check_impostor_smarthost(r, p, work, pw_file, smart_user, impostor))
         with netns.client_link(r.pid) as link:
             results += [check_unreachable(link, lis.port) for lis in p.listeners]
         results.append(check_no_secret_in_logs(r, [smart_pw]))
         results.append(check_clean_stop(r))
     return results
+
+
+# A resolver that knows no name (NXDOMAIN to every query), on the container's loopback
+# where its resolv.conf points: Postfix then finds the smarthost in /etc/hosts.
+NXDOMAIN_RESOLVER = """\
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 53))
+while True:
+    q, peer = s.recvfrom(512)
+    if len(q) >= 12:
+        # same id and question, QR=1 RD RA, RCODE=3, no answers
+        s.sendto(q[:2] + bytes([0x81 | (q[2] & 0x01), 0x83]) + q[4:6] + bytes(6) + q[12:], peer)
+"""
+
+
+@contextlib.contextmanager
+def nxdomain_resolver(r: Running) -> Iterator[None]:
+    proc = subprocess.Popen([*r.nsenter, sys.executable, "-c", NXDOMAIN_RESOLVER],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def check_impostor_smarthost(r: Running, p: Profile, work: Path, pw_file: Path, user: str,
+                             tls: tuple[Path, Path]) -> CheckResult:
+    """The smarthost's address answered by a server whose certificate the CA did not
+    issue: the mail stays in the queue and the server never sees AUTH."""
+    name = "smarthost certificate verified"
+    with testbed.sink(r.nsenter, work / "impostor", f"127.0.0.1:{SMARTHOST_PORT}",
+                      auth_file=pw_file, user=user, tls=tls) as maildir:
+        sent = submit_and_expect(r.nsenter, 25, maildir, p, timeout=8.0)
+        sink_log = (maildir.parent / f"sink-{maildir.name}.log").read_text(errors="replace")
+    logs = r.logs()
+    refused = "certificate verification failed" in logs or "not verified" in logs
+    auth_seen = "auth ok" in sink_log or "auth failed" in sink_log
+    ok = not sent.ok and refused and not auth_seen
+    detail = ("impostor: mail deferred, certificate refused, no AUTH sent" if ok else
+              f"impostor: delivered={sent.ok} certificate refused={refused} "
+              f"AUTH seen by impostor={auth_seen}")
+    return CheckResult(name, r.mode, ok, detail)
 
 
 def check_unreachable(link: netns.Link, port: int) -> CheckResult:

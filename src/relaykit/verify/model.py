@@ -51,6 +51,17 @@ class Expectations:
     source_address: str | None = None  # bind the client here (must be outside mynetworks)
     timeout: float = 15.0
     use_swaks: bool = True
+    # Sender binding: MAIL FROM after AUTH.  sender "" = rk-verify@local_sender_domain;
+    # foreign_sender "" = binding not checked; it must be refused with 5xx.
+    sender: str = ""
+    foreign_sender: str = ""
+    granted_sender: str = ""  # an extra address granted to the user: must get 250
+    null_sender_refused: bool = False
+    # anvil counts per client address: more source addresses to spread the suite's
+    # AUTH commands over, and one kept apart to measure the AUTH throttle (0 = none).
+    extra_sources: tuple[str, ...] = ()
+    auth_rate_limit: int = 0
+    throttle_source: str | None = None
 
     @property
     def own_domain(self) -> str:
@@ -145,6 +156,13 @@ def expectations_to_spec(exp: Expectations, password_file: Path) -> dict[str, An
         "source_address": exp.source_address,
         "timeout": exp.timeout,
         "use_swaks": exp.use_swaks,
+        "sender": exp.sender,
+        "foreign_sender": exp.foreign_sender,
+        "granted_sender": exp.granted_sender,
+        "null_sender_refused": exp.null_sender_refused,
+        "extra_sources": list(exp.extra_sources),
+        "auth_rate_limit": exp.auth_rate_limit,
+        "throttle_source": exp.throttle_source,
     }
 
 
@@ -175,6 +193,13 @@ def expectations_from_spec(spec: dict[str, Any]) -> Expectations:
         source_address=spec.get("source_address") or None,
         timeout=float(spec.get("timeout", 15.0)),
         use_swaks=bool(spec.get("use_swaks", True)),
+        sender=str(spec.get("sender", "")),
+        foreign_sender=str(spec.get("foreign_sender", "")),
+        granted_sender=str(spec.get("granted_sender", "")),
+        null_sender_refused=bool(spec.get("null_sender_refused", False)),
+        extra_sources=tuple(str(s) for s in spec.get("extra_sources", [])),
+        auth_rate_limit=int(spec.get("auth_rate_limit", 0)),
+        throttle_source=spec.get("throttle_source") or None,
     )
     if exp.wrong_password == exp.password:
         raise ValueError("wrong_password must differ from the password")

@@ -12,7 +12,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from relaykit.verify.digest_md5 import DigestMD5Client
@@ -247,7 +247,7 @@ def preferred_mechanism(mechs: frozenset[str]) -> str | None:
 
 
 def _sender(exp: Expectations) -> str:
-    return f"rk-verify@{exp.local_sender_domain}"
+    return exp.sender or f"rk-verify@{exp.local_sender_domain}"
 
 
 def relay_tricks(exp: Expectations) -> dict[str, str]:
@@ -343,3 +343,82 @@ def wait_for_token(sink_dir: Path, token: str, timeout: float) -> Path | None:
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.2)
+
+
+# --- abuse: sender binding and the AUTH throttle ---------------------------------------
+
+
+def _envelope(smtp: smtplib.SMTP, sender: str, rcpt: str) -> Reply:
+    """MAIL + RCPT, then RSET; the first non-250 reply, or the RCPT's 250."""
+    try:
+        for cmd, arg in (("MAIL", f"FROM:<{sender}>"), ("RCPT", f"TO:<{rcpt}>")):
+            code, text = _reply(*smtp.docmd(cmd, arg))
+            if code != 250:
+                return code, f"{cmd}: {text}"
+        return code, f"RCPT: {text}"
+    finally:
+        smtp.docmd("RSET")
+
+
+def check_sender_binding(lst: Listener, exp: Expectations, f: SocketFactory | None,
+                         offered: frozenset[str]) -> list[CheckResult]:
+    """After AUTH: the user's own address 250 (and one granted to them), another
+    user's address 5xx, and `<>` 5xx when the profile refuses it.  One AUTH for all
+    of them (anvil counts AUTHs)."""
+    rcpt = f"rk-sink@{exp.foreign_domain}"
+    cases = [("sender-own-address", _sender(exp), 250)]
+    if exp.granted_sender:
+        cases.append(("sender-granted-address", exp.granted_sender, 250))
+    if exp.foreign_sender:
+        cases.append(("sender-mismatch-refused", exp.foreign_sender, 5))
+    if exp.null_sender_refused:
+        cases.append(("null-sender-refused", "", 5))
+    replies: dict[str, Reply] = {}
+
+    def body() -> tuple[bool, str]:
+        mech = preferred_mechanism(offered or lst.expect_mechanisms)
+        if mech is None:
+            return False, "no usable AUTH mechanism offered"
+        with open_session(lst, exp, secure=True, factory=f) as s:
+            code, text = authenticate(s, lst, exp, mech, exp.password)
+            if code != 235:
+                return False, f"AUTH {mech}: {code} {text}"
+            for name, sender, _ in cases:
+                replies[name] = _envelope(s.smtp, sender, rcpt)
+        return True, ""
+
+    session = guarded("sender-binding", lst, body)
+    if not session.ok:
+        return [session]
+    out = []
+    for name, sender, want in cases:
+        code, text = replies[name]
+        ok = code == want if want == 250 else 500 <= code < 600
+        out.append(CheckResult(name, lst.name, ok, f"<{sender}> as {exp.user}: {code} {text}"))
+    return out
+
+
+def check_auth_throttle(lst: Listener, exp: Expectations, f: SocketFactory | None,
+                        offered: frozenset[str]) -> CheckResult:
+    """Wrong passwords from one fresh address, one connection each as a brute-force
+    tool does: the relay must answer 4xx once the AUTH limit is spent, not before."""
+    limit = exp.auth_rate_limit
+    src = replace(exp, source_address=exp.throttle_source or exp.source_address)
+
+    def body() -> tuple[bool, str]:
+        mech = preferred_mechanism(offered or lst.expect_mechanisms)
+        if mech is None:
+            return False, "no usable AUTH mechanism offered"
+        start = time.monotonic()
+        for attempt in range(1, limit + 3):
+            with open_session(lst, src, secure=True, factory=f) as s:
+                code, text = authenticate(s, lst, src, mech, src.wrong_password)
+            took = time.monotonic() - start
+            if 400 <= code < 500:
+                ok = attempt == limit + 1
+                return ok, (f"attempt {attempt} answered {code} {text} after {took:.1f} s "
+                            f"(limit {limit}: want 4xx at attempt {limit + 1})")
+            if code != 535:
+                return False, f"attempt {attempt}: {code} {text} (want 535, then 4xx)"
+        return False, f"no 4xx after {limit + 2} wrong passwords: NO THROTTLE"
+    return guarded("auth-throttle", lst, body)

@@ -52,17 +52,29 @@ def check_listener(lst: Listener, exp: Expectations, f: SocketFactory | None = N
         out.append(smtp.check_tls_required(lst, exp, f))
     offered = _probe_mechanisms(lst, exp, f) if lst.auth else frozenset()
     mechs = sorted(lst.expect_mechanisms | offered) if lst.auth else []
-    for mech in mechs:
-        out.append(smtp.check_auth(lst, exp, f, mech, wrong=False))
-        out.append(smtp.check_auth(lst, exp, f, mech, wrong=True))
+    for i, mech in enumerate(mechs):
+        e = _spread(exp, i)
+        out.append(smtp.check_auth(lst, e, f, mech, wrong=False))
+        out.append(smtp.check_auth(lst, e, f, mech, wrong=True))
     out += _relay_checks(lst, exp, f)
     if lst.auth:
         out.append(smtp.check_auth_relay(lst, exp, f, offered))
+        out += smtp.check_sender_binding(lst, _spread(exp, len(mechs)), f, offered)
     if use_swaks:
-        for mech in mechs:
-            out.append(swaks.check_swaks(lst, exp, mech, wrong=False))
-            out.append(swaks.check_swaks(lst, exp, mech, wrong=True))
+        for i, mech in enumerate(mechs):
+            e = _spread(exp, len(mechs) + 1 + i)
+            out.append(swaks.check_swaks(lst, e, mech, wrong=False))
+            out.append(swaks.check_swaks(lst, e, mech, wrong=True))
+    if lst.auth and exp.auth_rate_limit:
+        out.append(smtp.check_auth_throttle(lst, exp, f, offered))
     return out
+
+
+def _spread(exp: Expectations, i: int) -> Expectations:
+    """The i-th source address: the relay's AUTH limits count per client address, and
+    the suite is one client that logs in many times on purpose."""
+    sources = (exp.source_address, *exp.extra_sources)
+    return replace(exp, source_address=sources[i % len(sources)])
 
 
 def _relay_checks(lst: Listener, exp: Expectations, f: SocketFactory | None) -> list[CheckResult]:
