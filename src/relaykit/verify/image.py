@@ -60,6 +60,12 @@ class Running:
     work: Path
     started: float = 0.0  # time.monotonic() just before `docker run`
     mode: str = "container"  # the row label: how it was started
+    # Time budgets are multiplied by this: a foreign-architecture image runs under qemu
+    # (user-mode emulation is an order of magnitude slower); 1 for a native image.
+    slowdown: float = 1.0
+
+    def budget(self, seconds: float) -> float:
+        return seconds * self.slowdown
 
     @property
     def nsenter(self) -> list[str]:
@@ -110,15 +116,26 @@ def run_container(client: Any, image: str, work: Path, env: dict[str, str], *,
     try:
         container.reload()
         yield Running(container, int(container.attrs["State"]["Pid"]), secrets_dir, work,
-                      started, "hardened" if hardened else "container")
+                      started, "hardened" if hardened else "container", _slowdown(client, image))
     finally:
         with contextlib.suppress(Exception):
             container.remove(force=True)
 
 
+EMULATION_SLOWDOWN = 8.0  # measured: the arm64 relay under qemu-user on 2 busy cores
+
+
+def _slowdown(client: Any, image: str) -> float:
+    """EMULATION_SLOWDOWN when the image's architecture is not the host's."""
+    from relaykit.buildinfo import host_architecture
+
+    arch = client.images.get(image).attrs.get("Architecture")
+    return 1.0 if arch in (None, host_architecture()) else EMULATION_SLOWDOWN
+
+
 def wait_ready(r: Running, ports: list[int], timeout: float = 60.0) -> float:
     """Wait until every port accepts connections; seconds since `docker run`."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + r.budget(timeout)
     while time.monotonic() < deadline:
         r.container.reload()
         if r.container.status != "running":
@@ -134,7 +151,7 @@ def wait_ready(r: Running, ports: list[int], timeout: float = 60.0) -> float:
 FIRST_BANNER = """\
 import socket, ssl, sys, time
 port, implicit = int(sys.argv[1]), sys.argv[2] == "implicit"
-deadline = time.time() + 60
+deadline = time.time() + float(sys.argv[3])
 while time.time() < deadline:
     try:
         s = socket.create_connection(("127.0.0.1", port), 2)
@@ -156,12 +173,12 @@ def check_listening(r: Running, p: Profile) -> CheckResult:
     wall_start = time.time() - (time.monotonic() - r.started)
     first = p.listeners[0]
     proc = subprocess.Popen([*r.nsenter, sys.executable, "-c", FIRST_BANNER, str(first.port),
-                             first.tls], stdout=subprocess.PIPE, text=True)
+                             first.tls, str(r.budget(60))], stdout=subprocess.PIPE, text=True)
     took = wait_ready(r, ports)
-    out = proc.communicate(timeout=90)[0].strip()
+    out = proc.communicate(timeout=r.budget(90))[0].strip()
     if not out:
         return CheckResult("listeners open", r.mode, False,
-                           f"no 220 from port {first.port} within 60 s")
+                           f"no 220 from port {first.port} within {r.budget(60):.0f} s")
     banner = float(out) - wall_start
     return CheckResult("listeners open", r.mode, True,
                        f"first 220 (port {first.port}) after {banner:.1f} s; ports "
@@ -170,8 +187,9 @@ def check_listening(r: Running, p: Profile) -> CheckResult:
 
 def check_healthy(r: Running, within: float = HEALTHY_WITHIN) -> CheckResult:
     """The image's own healthcheck (interval, start period as built) turns healthy
-    within `within` seconds of `docker run`."""
-    deadline = r.started + max(within, 60.0)
+    within `within` seconds of `docker run` (times the emulation slowdown)."""
+    within = r.budget(within)
+    deadline = r.started + max(within, r.budget(60.0))
     status = "none"
     while time.monotonic() < deadline:
         r.container.reload()
@@ -327,13 +345,14 @@ def check_rotation(r: Running, p: Profile, volume: SecretVolume, files: dict[str
     volume.write({**rotated, "sasl-users": _users_line(p, *new)})
     start = time.monotonic()
     codes = (0, 0)
-    while time.monotonic() - start < RELOAD_WITHIN + 10:
+    within = r.budget(RELOAD_WITHIN)
+    while time.monotonic() - start < within + r.budget(10):
         codes = (login_code(r, p, *new), login_code(r, p, *old))
         if codes == (235, 535):
             took = time.monotonic() - start
-            return CheckResult("credentials rotated live", r.mode, took <= RELOAD_WITHIN,
+            return CheckResult("credentials rotated live", r.mode, took <= within,
                                f"new user 235, removed user 535 after {took:.1f} s "
-                               f"(want within {RELOAD_WITHIN:.0f} s; Kubernetes-style "
+                               f"(want within {within:.0f} s; Kubernetes-style "
                                "..data swap)")
         time.sleep(0.3)
     return CheckResult("credentials rotated live", r.mode, False,
