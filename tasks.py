@@ -122,3 +122,23 @@ def docs(c: Context) -> None:
     out = Path(__file__).resolve().parent / "docs" / "profile-reference.md"
     out.write_text(reference_markdown())
     print(f"wrote {out}")
+
+
+@task(positional=[], iterable=["profile", "deb"], help={
+    "dir": "repository directory (created; packages already there stay)",
+    "key": "gpg key to sign with (fingerprint, key id or user id)",
+    "profile": "profile whose built .deb to add (repeatable)",
+    "deb": "a .deb file to add (repeatable)",
+    "gnupghome": "gpg home holding the secret key (default: GNUPGHOME or ~/.gnupg)"})
+def publish_apt(c: Context, dir: str = "", key: str = "", profile: list[str] | None = None,
+                deb: list[str] | None = None, gnupghome: str | None = None) -> None:
+    """Write a signed flat apt repository (Packages, Release, InRelease) of built .debs."""
+    from relaykit.deb.aptrepo import built_debs, write_repo
+
+    def go() -> Path:
+        if not dir:
+            raise RelaykitError("no repository directory", hint="--dir DIR")
+        debs = built_debs(profile or []) + [Path(d) for d in deb or []]
+        return write_repo(debs, Path(dir), key=key,
+                          gnupghome=Path(gnupghome) if gnupghome else None)
+    _run(go)

@@ -490,9 +490,9 @@ def lintian_overrides(p: Profile) -> str:
         "# is even installed, so the postinst asks it, and only if there is a conflict.",
         f"{pkg}: postinst-uses-db-input [postinst:*]",
     ]
-    if units(p):
+    if uses_saslauthd(p):
         out += [
-            "# systemd only: the saslauthd instance and the sasldb watcher are units; there",
+            "# systemd only: the saslauthd instance is a unit of this package; there",
             "# is no sysvinit support (relaykit(7) says what to run by hand without systemd).",
             f"{pkg}: package-supports-alternative-init-but-no-init.d-script [*]",
         ]
