@@ -72,3 +72,8 @@ POSTFIX_STOCK_MAIN: dict[str, tuple[str, ...]] = {
 }
 # Postfix's stock master.cf (Debian installs it as /etc/postfix/master.cf).
 POSTFIX_STOCK_MASTER = "/usr/share/postfix/master.cf.dist"
+# Suites whose smtpd reads smtpd.conf from /etc/postfix/sasl whatever cyrus_sasl_config_path
+# says (measured on Debian 12, Postfix 3.7.11 + Cyrus SASL 2.1.28: with the parameter set
+# to another directory, smtpd offered every installed mechanism).  A package there links
+# /etc/postfix/sasl/smtpd.conf to its own file.
+SASL_CONFIG_DIR_FIXED: dict[str, str] = {"bookworm": "/etc/postfix/sasl"}

@@ -189,7 +189,8 @@ def package_settings(p: Profile, rendered: Rendered) -> list[Setting]:
 
     mydestination is merged with the host's own names by the postinst."""
     lay = layout(p)
-    paths = {"cyrus_sasl_config_path": lay.sasl_dir}
+    fixed = debian.SASL_CONFIG_DIR_FIXED.get(p.base.suite)
+    paths = {"cyrus_sasl_config_path": fixed or lay.sasl_dir}
     if p.tls.managed:
         paths["smtpd_tls_cert_file"] = f"{lay.tls_dir}/tls.crt"
         paths["smtpd_tls_key_file"] = f"{lay.tls_dir}/tls.key"
@@ -459,6 +460,10 @@ def script_values(p: Profile) -> dict[str, str]:
         "FOREIGN_CONFFILES": " ".join(foreign_conffiles(p)),
         "STOCK_MASTER": debian.POSTFIX_STOCK_MASTER,
         "ADMIN_SMTPD_CONF": f"{SASL_CONFIG_DIR}/smtpd.conf",
+        # Where this suite's smtpd really reads smtpd.conf, if not from our directory.
+        "SASL_LINK": (f"{debian.SASL_CONFIG_DIR_FIXED[p.base.suite]}/smtpd.conf"
+                      if p.sasl is not None and p.base.suite in debian.SASL_CONFIG_DIR_FIXED
+                      else ""),
     }
 
 

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from relaykit import debian
 from relaykit.deb.aptrepo import KEYRING_NAME, write_repo
 from relaykit.errors import RelaykitError
 from relaykit.verify.harness.debroot import systemd_root
@@ -317,11 +318,24 @@ def admin_refused(box: Box, debs: Debs, password: str) -> str:
             + "; purged: files identical, AUTH 235")
 
 
-def admin_adopted(box: Box, debs: Debs, password: str) -> str:
+def admin_adopted(box: Box, debs: Debs, password: str, suite: str) -> str:
+    """With the question preseeded to true, gazette-2007 overrides the admin's settings,
+    except on a suite where smtpd reads only /etc/postfix/sasl/smtpd.conf: there the
+    admin's file would have to be replaced, and the package refuses even so."""
     before = box.sh(f"sha256sum {ADMIN_FILES}").stdout
     box.copy_in(debs.gazette, f"/root/{debs.gazette.name}")
     box.sh(f"echo '{GAZETTE} {GAZETTE}/override-local-settings boolean true'"
            " | debconf-set-selections")
+    if suite in debian.SASL_CONFIG_DIR_FIXED:
+        out = apt(box, f"install /root/{debs.gazette.name}", check=False)
+        if out.returncode == 0 or "/etc/postfix/sasl/smtpd.conf" not in out.stderr + out.stdout:
+            raise RelaykitError("gazette did not refuse to replace the admin's smtpd.conf")
+        apt(box, f"purge {GAZETTE}")
+        if box.sh(f"sha256sum {ADMIN_FILES}").stdout != before:
+            raise RelaykitError("purge did not leave the admin's files byte for byte")
+        admin_auth(box, password)
+        return ("refused despite the preseed (smtpd.conf is the only one read here);"
+                " purged: files identical, AUTH 235")
     out = apt(box, f"install /root/{debs.gazette.name}")
     if "overriding" not in out.stdout + out.stderr:
         raise RelaykitError("gazette did not say which settings it overrides")
@@ -380,6 +394,6 @@ def verify_servers(suite: str, debs: Debs, *, cache_dir: Path, log: Log,
                 step("over the admin's setup: refused",
                      lambda: admin_refused(box, debs, admin_password))
                 step("over the admin's setup: adopted",
-                     lambda: admin_adopted(box, debs, admin_password))
+                     lambda: admin_adopted(box, debs, admin_password, suite))
     print(steps.table())
     return steps.ok

@@ -9,6 +9,14 @@ ETC=@ETC@
 CONF=@CONF@
 TAB=$(printf '\t')
 
+SASL_LINK=@SASL_LINK@        # bookworm: /etc/postfix/sasl/smtpd.conf -> ours (see postinst)
+
+# rk_ours_link PATH: PATH is a symlink a relaykit package made to its own smtpd.conf.
+rk_ours_link() {
+    [ -L "$1" ] && case $(readlink "$1") in /etc/relaykit/relaykit-*/sasl/smtpd.conf) ;;
+        *) false ;; esac
+}
+
 rk_log() { echo "$PKG: $*" >&2; }
 
 # rk_has FILE KEY: FILE has a line whose first tab-separated field is KEY.
