@@ -21,9 +21,9 @@ from relaykit.verify.package_servers import Debs, verify_servers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-STEPS = ("fresh install", "identity from the host", "swap both ways, purge leftovers",
-         "signed repository", "root as before", "over the admin's setup: refused",
-         "over the admin's setup: adopted")
+STEPS = ("fresh install", "fail2ban filter", "identity from the host",
+         "swap both ways, purge leftovers", "signed repository", "root as before",
+         "over the admin's setup: refused", "over the admin's setup: adopted")
 
 
 def _tools_missing() -> str | None:

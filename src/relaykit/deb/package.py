@@ -343,7 +343,13 @@ def changelog(p: Profile, inputs: BuildInputs) -> str:
 
 def doc_files(p: Profile, inputs: BuildInputs, values: dict[str, str]) -> list[DebFile]:
     doc = f"/usr/share/doc/{deb_output(p).package}"
+    share = layout(p).share
     return [
+        DebFile("/usr/share/man/man7/relaykit.7.gz",
+                gzip_n(fill(template("files/relaykit.7"), values).encode())),
+        DebFile(f"{share}/fail2ban/relaykit-sasl.conf",
+                template("files/relaykit-sasl.conf").encode()),
+        DebFile(f"{share}/fail2ban/jail.conf", template("files/jail.conf").encode()),
         DebFile(f"{doc}/copyright", copyright_file(p, inputs.epoch).encode()),
         DebFile(f"{doc}/changelog.Debian.gz", gzip_n(changelog(p, inputs).encode())),
         DebFile(f"{doc}/README.Debian", fill(template("files/README.Debian"), values).encode()),

@@ -46,6 +46,8 @@ TEST_KEYRING = "/usr/share/keyrings/relaykit-test.gpg"
 TEST_LIST = "/etc/apt/sources.list.d/relaykit-test.list"
 # Only our source: the test root has no network and no other package lists.
 APT_ONLY_OURS = f"-o Dir::Etc::SourceList={TEST_LIST} -o Dir::Etc::SourceParts=-"
+# fail2ban-regex checks the shipped filter against the journal of the test root.
+ROOT_EXTRA = ("fail2ban",)
 ADMIN_USER = "bob"
 ADMIN_REALM = "admin.test"
 
@@ -192,6 +194,31 @@ def swap(box: Box, debs: Debs, password: str) -> str:
     roaming_tls = tls_auth_works(box, ROAMING, 587, "starttls", password)
     tls_auth_works(box, ROAMING, 465, "implicit", password)
     return f"after purging roaming: {gazette_tls}; after purging gazette: {roaming_tls}"
+
+
+def fail2ban(box: Box, password: str) -> str:
+    """Wrong passwords on both listeners, then the shipped filter, through fail2ban-regex,
+    on the journal as the jail reads it (backend systemd, the filter's journalmatch) and
+    on the same lines as a log file: every failure line matched, with the client's
+    address, nothing else."""
+    wrong = password + "-wrong"
+    for port, mode in ((587, "starttls"), (465, "implicit"), (587, "starttls")):
+        if probe(box, port, mode, TEST_USER, wrong).get("auth") != 535:
+            raise RelaykitError(f"a wrong password on port {port} was not answered 535")
+    filt = f"/usr/share/relaykit/{ROAMING}/fail2ban/relaykit-sasl.conf"
+    box.sh("journalctl -q --no-pager -o short -u postfix@-.service > /root/mail.log")
+    failures = int(box.sh("grep -c 'authentication failed' /root/mail.log",
+                          check=False).stdout.strip() or 0)
+    found = []
+    for source in ("systemd-journal", "/root/mail.log"):
+        out = box.sh(f"fail2ban-regex --print-all-matched {source} {filt}").stdout
+        m = re.search(r"^Lines: \d+ lines, \d+ ignored, (\d+) matched", out, re.M)
+        matched = int(m.group(1)) if m else -1
+        if matched != failures or failures < 3 or "127.0.0.1" not in out:
+            raise RelaykitError(f"fail2ban-regex on {source}: {matched} matched,"
+                                f" {failures} failure lines in the log")
+        found.append(f"{source}: {matched}/{failures}")
+    return "failed AUTH lines matched, client 127.0.0.1 (" + ", ".join(found) + ")"
 
 
 # --- 3: the signed repository -----------------------------------------------------------------
@@ -357,7 +384,7 @@ def verify_servers(suite: str, debs: Debs, *, cache_dir: Path, log: Log,
                    mirror: str | None = None) -> bool:
     steps = Steps(log)
     ok, image, sec = _timed(lambda: systemd_root(suite, cache_dir=cache_dir, mirror=mirror,
-                                                 log=log))
+                                                 extra_packages=ROOT_EXTRA, log=log))
     if not steps.add(f"root {suite}", ok, image, sec):
         print(steps.table())
         return False
@@ -385,6 +412,7 @@ def verify_servers(suite: str, debs: Debs, *, cache_dir: Path, log: Log,
             step("test users", users)
             before = box.sh(SNAPSHOT).stdout
             if step("fresh install", fresh):
+                step("fail2ban filter", lambda: fail2ban(box, password))
                 step("identity from the host", lambda: identity(box, password))
                 step("swap both ways, purge leftovers", lambda: swap(box, debs, password))
                 step("purge", lambda: (apt(box, f"purge {ROAMING}"), "done")[1])
