@@ -145,7 +145,8 @@ def test_every_file_of_a_package_is_under_its_own_name(name: str) -> None:
     _, c = _contents(name)
     pkg = f"relaykit-{name}"
     shared_ok = {"/usr/lib/relaykit/common.sh", "/usr/sbin/relaykit-sasldb-sync",
-                 "/usr/share/man/man8/relaykit-sasldb-sync.8.gz"}
+                 "/usr/share/man/man8/relaykit-sasldb-sync.8.gz",
+                 "/usr/share/man/man7/relaykit.7.gz"}
     for f in c.files:
         if f.path in shared_ok or f.path.startswith(("/usr/lib/systemd/", "/lib/systemd/")):
             continue  # not conffiles: dpkg replaces them on a swap (Conflicts)
