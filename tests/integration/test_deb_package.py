@@ -71,9 +71,15 @@ def test_build_twice_is_byte_identical(name: str, tmp_path: Path,
 def test_lintian_clean(name: str, suite: str, tmp_path: Path,
                        monkeypatch: pytest.MonkeyPatch) -> None:
     deb = _build(_variant(tmp_path, name, suite), tmp_path / "out", monkeypatch)
-    proc = subprocess.run(["lintian", "--fail-on", "error,warning", "--tag-display-limit", "0",
-                           str(deb)], capture_output=True, text=True)
+    # Pedantic, info and experimental tags shown and failing too; an override without a
+    # use is a finding ("unused-override", info).
+    proc = subprocess.run(["lintian", "--pedantic", "--display-info", "--display-experimental",
+                           "--fail-on", "error,warning,info,pedantic,experimental",
+                           "--tag-display-limit", "0", str(deb)],
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    tags = [line for line in proc.stdout.splitlines() if line[:2] in ("E:", "W:", "I:", "P:", "X:")]
+    assert tags == [], tags
 
 
 @pytest.mark.parametrize(("suite", "name"), SCENARIOS)
