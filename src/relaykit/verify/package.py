@@ -254,6 +254,79 @@ def _smarthost(box: Box, p: Profile, work: Path) -> str:
     return f"{result.detail} (as {user} to {relayhost})"
 
 
+SMARTHOST_NAME = "smarthost.deb-test.example"  # in the root's /etc/hosts only
+TEST_CA = "/usr/local/share/ca-certificates/relaykit-test-ca.crt"
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def test_ca(directory: Path, name: str) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate it issued for name (DNS SAN)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = directory / "ca.crt", directory / "ca.key"
+    leaf, key, csr = directory / "leaf.crt", directory / "leaf.key", directory / "leaf.csr"
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+             "/CN=relaykit deb test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign", "-keyout", str(ca_key), "-out", str(ca))
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout",
+             str(key), "-out", str(csr))
+    ext = directory / "leaf.ext"
+    ext.write_text(f"subjectAltName=DNS:{name}\nextendedKeyUsage=serverAuth\n")
+    _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+             "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(leaf))
+    return ca, leaf, key
+
+
+def _smarthost_verified(box: Box, p: Profile, work: Path) -> str:
+    """docs/deb.md's recipe: the smarthost's CA in the system store, level `secure`.
+    The real smarthost (certificate from that CA, for its name) gets the mail; an
+    impostor on the same address (self-signed, same name) gets neither mail nor AUTH."""
+    from relaykit.verify.harness.testbed import self_signed, write_secret
+    from relaykit.verify.image import submit_and_expect
+
+    port = SMARTHOST.rsplit(":", 1)[1]
+    relayhost, user, pw = f"[{SMARTHOST_NAME}]:{port}", "satellite", new_password()
+    ca, leaf, key = test_ca(work / "ca", SMARTHOST_NAME)
+    impostor = self_signed(work, SMARTHOST_NAME, "impostor")[:2]
+    pw_file = work / "verified.pw"
+    write_secret(pw_file, pw)
+    hosts = box.sh("cat /etc/hosts").stdout
+    box.copy_in(ca, TEST_CA)
+    # smtp_host_lookup=native: the test root has no DNS, the name is in /etc/hosts (test
+    # only, removed below); Postfix copies /etc/hosts into its chroot when it starts.
+    box.sh(f"echo '127.0.0.1 {SMARTHOST_NAME}' >> /etc/hosts && update-ca-certificates"
+           " >/dev/null && umask 077 && cat > /etc/postfix/sasl_passwd"
+           " && postmap /etc/postfix/sasl_passwd"
+           f" && postconf -e 'relayhost = {relayhost}' smtp_tls_security_level=secure"
+           " smtp_host_lookup=native && systemctl restart postfix",
+           stdin=f"{relayhost} {user}:{pw}\n")
+    runner = ["nsenter", "-t", str(box.pid), "-n"]
+    try:
+        with sink(runner, work / "verified", SMARTHOST, auth_file=pw_file, user=user,
+                  tls=(leaf, key)) as maildir:
+            real = submit_and_expect(runner, 25, maildir, p)
+        if not real.ok:
+            raise RelaykitError(f"to the verified smarthost: {real.detail}")
+        with sink(runner, work / "impostor", SMARTHOST, auth_file=pw_file, user=user,
+                  tls=impostor) as maildir:
+            fake = submit_and_expect(runner, 25, maildir, p, timeout=8.0)
+            seen = (maildir.parent / f"sink-{maildir.name}.log").read_text(errors="replace")
+        journal = box.sh("journalctl -q --no-pager -u postfix.service -u postfix@-.service"
+                         " | grep -c -e 'not trusted' -e 'verification failed'"
+                         " -e 'not verified'", check=False).stdout.strip()
+        if fake.ok or "auth ok" in seen or "auth failed" in seen or journal in ("", "0"):
+            raise RelaykitError(f"impostor: delivered={fake.ok}, AUTH seen="
+                                f"{'auth ' in seen}, refusals logged={journal}")
+    finally:
+        box.sh(f"rm -f {TEST_CA} /etc/postfix/sasl_passwd /etc/postfix/sasl_passwd.db"
+               " && update-ca-certificates --fresh >/dev/null && postsuper -d ALL"
+               " >/dev/null 2>&1; postconf -X smtp_host_lookup; cat > /etc/hosts"
+               " && systemctl restart postfix", stdin=hosts, check=False)
+    return f"verified {SMARTHOST_NAME} with the installed CA; impostor refused, no AUTH sent"
+
+
 def cert_path(p: Profile) -> str:
     """Where the installed package's certificate is (its own directory when managed)."""
     return f"{layout(p).tls_dir}/tls.crt" if p.tls.managed else p.tls.cert_file
@@ -343,8 +416,8 @@ def _run_steps(steps: Steps, box: Box, p: Profile, deb: Path, new: Path | None,
     step("services active", lambda: _services(box, p))
     if p.sasl is not None and step("add SASL user", lambda: _add_user(box, p, password)):
         step("SMTP suite", lambda: _suite_detail(box, p, password, work, steps))
-    if p.outbound.sasl:
-        step("mail via smarthost", lambda: _smarthost(box, p, work))
+    if p.outbound.sasl and step("mail via smarthost", lambda: _smarthost(box, p, work)):
+        step("smarthost certificate verified", lambda: _smarthost_verified(box, p, work))
     if new is not None and step("upgrade", lambda: _upgrade(box, p, new)):
         step("services active after upgrade", lambda: _services(box, p))
         if p.sasl is not None:
