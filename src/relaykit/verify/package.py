@@ -422,15 +422,16 @@ def _run_steps(steps: Steps, box: Box, p: Profile, deb: Path, new: Path | None,
         step("services active after upgrade", lambda: _services(box, p))
         if p.sasl is not None:
             step("SMTP suite after upgrade", lambda: _suite_detail(box, p, password, work, steps))
-    step("remove", lambda: _remove(box, p, purge=False))
-    step("purge", lambda: _remove(box, p, purge=True))
     # The test's own change (relayhost -> sink) is reverted by the package when it owns
-    # relayhost.  A placeholder relayhost is the admin's to set: the test, as the
-    # admin, puts its own change back.
+    # relayhost.  A placeholder relayhost is the admin's to set: the test, as the admin,
+    # puts its own change back before removing the package (then nothing but the
+    # package's changes remain, and main.cf/master.cf come back byte for byte).
     if "relayhost" not in dict(package_settings(p, render(p))):
         old = next((line.split(" = ", 1)[1] for line in before.splitlines()
                     if line.startswith("relayhost = ")), "")
         box.sh(f"postconf -e 'relayhost = {old}'")
+    step("remove", lambda: _remove(box, p, purge=False))
+    step("purge", lambda: _remove(box, p, purge=True))
     step("root as before", lambda: _compare(before, box.sh(SNAPSHOT).stdout))
 
 
