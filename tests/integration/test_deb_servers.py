@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 STEPS = ("fresh install", "fail2ban filter", "identity from the host",
          "swap both ways, purge leftovers", "signed repository", "root as before",
+         "a failing service fails the install",
          "over the admin's setup: refused", "over the admin's setup: adopted")
 
 

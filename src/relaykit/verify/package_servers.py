@@ -46,8 +46,6 @@ TEST_KEYRING = "/usr/share/keyrings/relaykit-test.gpg"
 TEST_LIST = "/etc/apt/sources.list.d/relaykit-test.list"
 # Only our source: the test root has no network and no other package lists.
 APT_ONLY_OURS = f"-o Dir::Etc::SourceList={TEST_LIST} -o Dir::Etc::SourceParts=-"
-# fail2ban-regex checks the shipped filter against the journal of the test root.
-ROOT_EXTRA = ("fail2ban",)
 ADMIN_USER = "bob"
 ADMIN_REALM = "admin.test"
 
@@ -282,6 +280,26 @@ def repository(box: Box, debs: Debs, apt_root: Path, log: Log) -> str:
             f" upgraded to {now}")
 
 
+def failing_service(box: Box, debs: Debs) -> str:
+    """A saslauthd that cannot start must fail the installation (no `|| true`): made to
+    fail by a drop-in, the install exits non-zero; without it, configuring succeeds."""
+    dropin = "/etc/systemd/system/relaykit-saslauthd.service.d"
+    box.sh(f"mkdir -p {dropin} && printf '[Service]\\nExecStartPre=/bin/false\\n'"
+           f" > {dropin}/broken.conf")
+    try:
+        box.copy_in(debs.roaming, f"/root/{debs.roaming.name}")
+        out = apt(box, f"install /root/{debs.roaming.name}", check=False)
+        if out.returncode == 0 or status(box, ROAMING) == "ii":
+            raise RelaykitError("the install succeeded with a saslauthd that cannot start")
+    finally:
+        box.sh(f"rm -rf {dropin} && systemctl daemon-reload")
+    box.sh("dpkg --configure -a", stdin="")
+    if status(box, ROAMING) != "ii":
+        raise RelaykitError(f"{ROAMING} is {status(box, ROAMING)!r} after dpkg --configure -a")
+    apt(box, f"purge {ROAMING}")
+    return "install failed (non-zero, package not configured); configured once the unit starts"
+
+
 # --- 4: an admin's own SMTP AUTH --------------------------------------------------------------
 
 ADMIN_SETUP = r"""
@@ -389,7 +407,7 @@ def verify_servers(suite: str, debs: Debs, *, cache_dir: Path, log: Log,
                    mirror: str | None = None) -> bool:
     steps = Steps(log)
     ok, image, sec = _timed(lambda: systemd_root(suite, cache_dir=cache_dir, mirror=mirror,
-                                                 extra_packages=ROOT_EXTRA, log=log))
+                                                 log=log))
     if not steps.add(f"root {suite}", ok, image, sec):
         print(steps.table())
         return False
@@ -423,6 +441,7 @@ def verify_servers(suite: str, debs: Debs, *, cache_dir: Path, log: Log,
                 step("purge", lambda: (apt(box, f"purge {ROAMING}"), "done")[1])
             step("signed repository", lambda: repository(box, debs, apt_root, log))
             step("root as before", lambda: _compare(before, box.sh(SNAPSHOT).stdout))
+            step("a failing service fails the install", lambda: failing_service(box, debs))
             if step("admin's own AUTH", lambda: admin_setup(box, admin_password)):
                 step("over the admin's setup: refused",
                      lambda: admin_refused(box, debs, admin_password))
