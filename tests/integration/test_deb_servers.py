@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 STEPS = ("fresh install", "fail2ban filter", "identity from the host",
          "swap both ways, purge leftovers", "signed repository", "root as before",
-         "a failing service fails the install",
+         "a failing service fails the install", "an admin's map file is not taken over",
          "over the admin's setup: refused", "over the admin's setup: adopted")
 
 

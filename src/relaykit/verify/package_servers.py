@@ -300,6 +300,27 @@ def failing_service(box: Box, debs: Debs) -> str:
     return "install failed (non-zero, package not configured); configured once the unit starts"
 
 
+def admin_map_kept(box: Box, debs: Debs) -> str:
+    """gazette-2007 ships /etc/postfix/helo; an admin's own file there is never taken
+    over: the preinst stops before dpkg unpacks anything."""
+    mine = "# the admin's own helo map\nbad.example REJECT\n"
+    box.sh("cat > /etc/postfix/helo", stdin=mine)
+    try:
+        box.copy_in(debs.gazette, f"/root/{debs.gazette.name}")
+        out = apt(box, f"install /root/{debs.gazette.name}", check=False)
+        if out.returncode == 0 or "/etc/postfix/helo" not in out.stdout + out.stderr:
+            raise RelaykitError("gazette installed over the admin's /etc/postfix/helo")
+        if box.sh("cat /etc/postfix/helo").stdout != mine:
+            raise RelaykitError("the admin's /etc/postfix/helo changed")
+        if status(box, GAZETTE) not in ("", "un", "pn"):
+            apt(box, f"purge {GAZETTE}")
+        if box.sh("cat /etc/postfix/helo").stdout != mine:
+            raise RelaykitError("purging the refused package changed /etc/postfix/helo")
+    finally:
+        box.sh("rm -f /etc/postfix/helo")
+    return "refused before unpacking, naming /etc/postfix/helo; the admin's file unchanged"
+
+
 # --- 4: an admin's own SMTP AUTH --------------------------------------------------------------
 
 ADMIN_SETUP = r"""
@@ -442,6 +463,7 @@ def verify_servers(suite: str, debs: Debs, *, cache_dir: Path, log: Log,
             step("signed repository", lambda: repository(box, debs, apt_root, log))
             step("root as before", lambda: _compare(before, box.sh(SNAPSHOT).stdout))
             step("a failing service fails the install", lambda: failing_service(box, debs))
+            step("an admin's map file is not taken over", lambda: admin_map_kept(box, debs))
             if step("admin's own AUTH", lambda: admin_setup(box, admin_password)):
                 step("over the admin's setup: refused",
                      lambda: admin_refused(box, debs, admin_password))
