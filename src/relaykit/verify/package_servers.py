@@ -212,15 +212,17 @@ def fail2ban(box: Box, password: str) -> str:
     failures = int(box.sh("grep -c 'authentication failed' /root/mail.log",
                           check=False).stdout.strip() or 0)
     found = []
-    for source in ("systemd-journal", "/root/mail.log"):
-        out = box.sh(f"fail2ban-regex --print-all-matched {source} {filt}").stdout
-        m = re.search(r"^Lines: \d+ lines, \d+ ignored, (\d+) matched", out, re.M)
-        matched = int(m.group(1)) if m else -1
-        if matched != failures or failures < 3 or "127.0.0.1" not in out:
-            raise RelaykitError(f"fail2ban-regex on {source}: {matched} matched,"
-                                f" {failures} failure lines in the log")
-        found.append(f"{source}: {matched}/{failures}")
-    box.sh(f"rm -f {filt} /root/mail.log")
+    try:
+        for source in ("systemd-journal", "/root/mail.log"):
+            out = box.sh(f"fail2ban-regex --print-all-matched {source} {filt}").stdout
+            m = re.search(r"^Lines: \d+ lines, \d+ ignored, (\d+) matched", out, re.M)
+            matched = int(m.group(1)) if m else -1
+            if matched != failures or failures < 3 or "127.0.0.1" not in out:
+                raise RelaykitError(f"fail2ban-regex on {source}: {matched} matched,"
+                                    f" {failures} failure lines in the log")
+            found.append(f"{source}: {matched}/{failures}")
+    finally:
+        box.sh(f"rm -f {filt} /root/mail.log")
     return "failed AUTH lines matched, client 127.0.0.1 (" + ", ".join(found) + ")"
 
 

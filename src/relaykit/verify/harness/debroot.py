@@ -27,7 +27,8 @@ ROOT_FORMAT = 2  # bump when the recipe changes: it changes every cache key
 # Depends; postfix's debconf default ("Internet Site") is fine with no frontend.
 # fail2ban for fail2ban-regex on the package's filter (its service is masked: it must not
 # run, write state or ban anything in a test root).
-ROOT_PACKAGES = (*debian.TEST_ROOT_PACKAGES, "fail2ban")
+# python3-systemd: fail2ban's journal backend (a Recommends, which mmdebstrap skips).
+ROOT_PACKAGES = (*debian.TEST_ROOT_PACKAGES, "fail2ban", "python3-systemd")
 MASKED_UNITS = ("fail2ban.service",)
 ROOT_EPOCH = debian.BASE_EPOCH
 IMAGE_REPO = "relaykit-debroot"
