@@ -251,3 +251,17 @@ def test_units_are_hardened() -> None:
                 "ReadWritePaths=/var/spool/postfix/var/run/saslauthd",
                 "EnvironmentFile=/etc/relaykit/relaykit-roaming/saslauthd"):
         assert key + "\n" in unit
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_maintainer_scripts_pass_shellcheck(name: str, tmp_path: Path) -> None:
+    """POSIX sh, warnings and errors (SC2034: the shared helpers define variables not
+    every script uses)."""
+    assert shutil.which("shellcheck"), "shellcheck not installed (run ./bootstrap)"
+    _, c = _contents(name)
+    for script in ("config", "preinst", "postinst", "prerm", "postrm"):
+        path = tmp_path / script
+        path.write_bytes(c.control[script])
+        proc = subprocess.run(["shellcheck", "-s", "sh", "-S", "warning", "-e", "SC2034",
+                               str(path)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout
