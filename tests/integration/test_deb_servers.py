@@ -22,7 +22,8 @@ from relaykit.verify.package_servers import Debs, verify_servers
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 STEPS = ("fresh install", "fail2ban filter", "identity from the host",
-         "swap both ways, purge leftovers", "signed repository", "root as before",
+         "swap both ways, purge leftovers", "swap two saslauthd packages", "signed repository",
+         "root as before",
          "a failing service fails the install", "an admin's map file is not taken over",
          "over the admin's setup: refused", "over the admin's setup: adopted")
 
@@ -39,13 +40,18 @@ def _tools_missing() -> str | None:
 
 
 def _build(tmp: Path, name: str, suite: str, version: str | None,
-           monkeypatch: pytest.MonkeyPatch) -> Path:
+           monkeypatch: pytest.MonkeyPatch, package: str | None = None) -> Path:
     text = f"extends: {name}\nbase:\n  suite: {suite}\n"
+    deb = ([f"    version: {version}-1"] if version else []) + (
+        [f"    package: {package}"] if package else [])
     if version is not None:
-        text += f"version: {version}\noutputs:\n  deb:\n    version: {version}-1\n"
-    src = tmp / f"{name}-{suite}-{version or 'base'}.yaml"
+        text += f"version: {version}\n"
+    if deb:
+        text += "outputs:\n  deb:\n" + "".join(f"{line}\n" for line in deb)
+    stem = f"{package or name}-{suite}-{version or 'base'}"
+    src = tmp / f"{stem}.yaml"
     src.write_text(text)
-    monkeypatch.setenv("RELAYKIT_BUILD_DIR", str(tmp / f"build-{name}-{version or 'base'}"))
+    monkeypatch.setenv("RELAYKIT_BUILD_DIR", str(tmp / f"build-{stem}"))
     result = commands.build(str(src), fmt="deb", log=lambda _m: None)
     (deb,) = sorted(result.out_dir.glob("*.deb"))
     return deb
@@ -61,7 +67,9 @@ def test_package_on_servers(suite: str, tmp_path: Path, monkeypatch: pytest.Monk
         pytest.skip(why)
     debs = Debs(roaming=_build(tmp_path, "roaming", suite, None, monkeypatch),
                 roaming_next=_build(tmp_path, "roaming", suite, "1.0.1", monkeypatch),
-                gazette=_build(tmp_path, "gazette-2007", suite, None, monkeypatch))
+                gazette=_build(tmp_path, "gazette-2007", suite, None, monkeypatch),
+                roaming2=_build(tmp_path, "roaming", suite, None, monkeypatch,
+                                package="relaykit-roaming2"))
     lines: list[str] = []
     ok = verify_servers(suite, debs, cache_dir=cache_dir(), log=lines.append)
     table = capsys.readouterr().out

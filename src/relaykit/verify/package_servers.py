@@ -38,6 +38,7 @@ from relaykit.verify.package import HOST_NAME, SNAPSHOT, Box, Steps, _compare, _
 Log = Callable[[str], None]
 
 ROAMING = "relaykit-roaming"
+ROAMING2 = "relaykit-roaming2"
 GAZETTE = "relaykit-gazette-2007"
 ROAMING_REALM = "example.org"
 GAZETTE_REALM = "luchs.example"
@@ -142,6 +143,7 @@ class Debs:
     roaming: Path
     roaming_next: Path  # the same profile, a newer version
     gazette: Path
+    roaming2: Path  # another package of the roaming profile: the same saslauthd unit
 
 
 # --- 1 + 2: identity and swaps ---------------------------------------------------------------
@@ -224,6 +226,27 @@ def fail2ban(box: Box, password: str) -> str:
     finally:
         box.sh(f"rm -f {filt} /root/mail.log")
     return "failed AUTH lines matched, client 127.0.0.1 (" + ", ".join(found) + ")"
+
+
+def swap_saslauthd(box: Box, debs: Debs, password: str) -> str:
+    """Two packages that both run relaykit-saslauthd.service on the chroot socket: after
+    the swap, purging the leftover one must leave the other's saslauthd, socket
+    directory, statoverride and unit enablement alone."""
+    for deb in (debs.roaming, debs.roaming2):
+        box.copy_in(deb, f"/root/{deb.name}")
+    apt(box, f"install /root/{debs.roaming.name}")
+    apt(box, f"install /root/{debs.roaming2.name}")
+    if status(box, ROAMING) != "rc" or status(box, ROAMING2) != "ii":
+        raise RelaykitError(f"after the swap: {ROAMING} {status(box, ROAMING)!r},"
+                            f" {ROAMING2} {status(box, ROAMING2)!r}")
+    apt(box, f"purge {ROAMING}")
+    box.sh("systemctl is-enabled --quiet relaykit-saslauthd.service"
+           " && systemctl is-active --quiet relaykit-saslauthd.service"
+           " && dpkg-statoverride --list /var/spool/postfix/var/run/saslauthd >/dev/null"
+           " && test -S /var/spool/postfix/var/run/saslauthd/mux")
+    detail = tls_auth_works(box, ROAMING2, 587, "starttls", password)
+    apt(box, f"purge {ROAMING2}")
+    return f"after purging {ROAMING}: unit enabled and running, statoverride kept, {detail}"
 
 
 # --- 3: the signed repository -----------------------------------------------------------------
@@ -462,6 +485,7 @@ def verify_servers(suite: str, debs: Debs, *, cache_dir: Path, log: Log,
                 step("identity from the host", lambda: identity(box, password))
                 step("swap both ways, purge leftovers", lambda: swap(box, debs, password))
                 step("purge", lambda: (apt(box, f"purge {ROAMING}"), "done")[1])
+            step("swap two saslauthd packages", lambda: swap_saslauthd(box, debs, password))
             step("signed repository", lambda: repository(box, debs, apt_root, log))
             step("root as before", lambda: _compare(before, box.sh(SNAPSHOT).stdout))
             step("a failing service fails the install", lambda: failing_service(box, debs))

@@ -102,6 +102,25 @@ rk_created() {
     rk_has "$STATE/created" "$1" || printf '%s\n' "$1" >> "$STATE/created"
 }
 
+# What every relaykit package uses alike (the saslauthd socket directory and its
+# statoverride, the chroot copy of sasldb2, Postfix's TLS caches, the saslauthd unit's
+# enablement) is recorded once in $SHARED and undone by the purge of the last relaykit
+# package: purging a leftover package never breaks the one installed after it.
+SHARED=/var/lib/relaykit/shared-created
+
+# rk_shared_created PATH: a path made for relaykit as a whole.
+rk_shared_created() {
+    mkdir -p /var/lib/relaykit
+    rk_has "$SHARED" "$1" || printf '%s\n' "$1" >> "$SHARED"
+}
+
+# rk_others: the other relaykit packages dpkg knows (installed, or removed but not
+# purged), one per line.
+rk_others() {
+    dpkg-query -W -f '${Package} ${db:Status-Abbrev}\n' 'relaykit-*' 2>/dev/null |
+        awk -v me="$PKG" '$1 != me && $2 !~ /^[up]n/ { print $1 }' || true
+}
+
 # rk_postfix ACTION: through invoke-rc.d, so policy-rc.d is obeyed (101: denied, e.g. in
 # a chroot or image build: not an error).  reload only touches a running postfix.
 # Any other failure fails the maintainer script: a relay that does not start is not
