@@ -126,8 +126,20 @@ def write_repo(debs: Sequence[Path], out: Path, *, key: str, gnupghome: Path | N
         raise RelaykitError("no .deb to publish", hint="invoke build --format deb first")
     if epoch is None:
         epoch = int(os.environ.get("SOURCE_DATE_EPOCH", time.time()))
-    out.mkdir(parents=True, exist_ok=True)
     new = [read_package(d) for d in debs]
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _write(new, out, key=key, gnupghome=gnupghome, epoch=epoch, label=label,
+                      log=log)
+    except BaseException:
+        if created:  # nothing half-written: a directory we made goes again
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _write(new: list[RepoPackage], out: Path, *, key: str, gnupghome: Path | None,
+           epoch: int, label: str, log: Log) -> Path:
     for pkg in new:  # same name, same version, other bytes: apt would refuse it later
         there = out / pkg.deb.name
         if there.exists() and there.read_bytes() != pkg.deb.read_bytes():
