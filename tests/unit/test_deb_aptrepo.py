@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,22 @@ def setup_module() -> None:
     assert not missing, f"not installed: {missing} (run ./bootstrap)"
 
 
+_HOMES: list[Path] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_gpg_agents() -> Iterator[None]:
+    """gpg starts an agent per home directory: stop each one the test started."""
+    yield
+    while _HOMES:
+        home = _HOMES.pop()
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
+                       capture_output=True, check=False)
+
+
 def _key(home: Path, uid: str) -> str:
     home.mkdir(mode=0o700)
+    _HOMES.append(home)
     subprocess.run(["gpg", "--batch", "--homedir", str(home), "--passphrase", "",
                     "--quick-gen-key", uid, "ed25519", "sign", "1d"],
                    check=True, capture_output=True)
@@ -98,6 +113,7 @@ def test_same_version_with_other_bytes_is_refused(tmp_path: Path) -> None:
 
 def test_unknown_key_is_a_clear_error_and_writes_nothing(tmp_path: Path) -> None:
     (tmp_path / "gpg").mkdir(mode=0o700)
+    _HOMES.append(tmp_path / "gpg")
     with pytest.raises(RelaykitError, match="gpg signing with key 'nobody'"):
         write_repo([_deb(tmp_path, "roaming")], tmp_path / "repo", key="nobody",
                    gnupghome=tmp_path / "gpg", log=lambda _m: None)

@@ -251,6 +251,11 @@ def swap_saslauthd(box: Box, debs: Debs, password: str) -> str:
 
 # --- 3: the signed repository -----------------------------------------------------------------
 
+def stop_gpg_agent(home: Path) -> None:
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
+                   capture_output=True, check=False)
+
+
 def gpg_key(home: Path, uid: str) -> str:
     home.mkdir(mode=0o700, parents=True)
     subprocess.run(["gpg", "--batch", "--homedir", str(home), "--passphrase", "",
@@ -268,6 +273,14 @@ def version_of(box: Box, package: str) -> str:
 
 def repository(box: Box, debs: Debs, apt_root: Path, log: Log) -> str:
     """Install by name from the signed repository, refuse a forged one, upgrade."""
+    try:
+        return _repository(box, debs, apt_root, log)
+    finally:  # gpg started an agent per key's home
+        for home in ("gpg-good", "gpg-evil"):
+            stop_gpg_agent(apt_root.parent / home)
+
+
+def _repository(box: Box, debs: Debs, apt_root: Path, log: Log) -> str:
     good_key = gpg_key(apt_root.parent / "gpg-good", "relaykit test <apt@deb-test.example>")
     evil_key = gpg_key(apt_root.parent / "gpg-evil", "mallory <evil@deb-test.example>")
     good, forged = apt_root / "good", apt_root / "forged"
