@@ -153,6 +153,26 @@ def publish(c: Context, profile: str = "", registry: str | None = None,
                                   authfile=Path(authfile) if authfile else None))
 
 
+@task(positional=[], iterable=["profile", "deb"], help={
+    "dir": "repository directory (created; packages already there stay)",
+    "key": "gpg key to sign with (fingerprint, key id or user id)",
+    "profile": "profile whose built .deb to add (repeatable)",
+    "deb": "a .deb file to add (repeatable)",
+    "gnupghome": "gpg home holding the secret key (default: GNUPGHOME or ~/.gnupg)"})
+def publish_apt(c: Context, dir: str = "", key: str = "", profile: list[str] | None = None,
+                deb: list[str] | None = None, gnupghome: str | None = None) -> None:
+    """Write a signed flat apt repository of built .debs."""
+    from relaykit.deb.aptrepo import built_debs, write_repo
+
+    def go() -> Path:
+        if not dir:
+            raise RelaykitError("no repository directory", hint="--dir DIR")
+        debs = built_debs(profile or []) + [Path(d) for d in deb or []]
+        return write_repo(debs, Path(dir), key=key,
+                          gnupghome=Path(gnupghome) if gnupghome else None)
+    print(f"wrote {_run(go)}")
+
+
 @task(help={"args": "extra pytest arguments, e.g. '-k policy' or '-m \"not slow\"'"})
 def test(c: Context, args: str = "") -> None:
     """Run the test suite, ruff and mypy (in a clone)."""
@@ -229,8 +249,8 @@ def verify_provenance(c: Context, profile: str = "", public_key: str = "",
         print(line)
 
 
-namespace = Collection(validate, show, profiles, render, build, verify, publish, test, docs,
-                       lock_deps, lock, verify_provenance)
+namespace = Collection(validate, show, profiles, render, build, verify, publish, publish_apt,
+                       test, docs, lock_deps, lock, verify_provenance)
 
 # Core options `relaykit --help` shows; the others (invoke's, for running shell
 # commands) still work but are not relaykit's business.

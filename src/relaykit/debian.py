@@ -58,3 +58,33 @@ SASLAUTHD_SOCKET_DIR = POSTFIX_CHROOT + SASLAUTHD_RUN_IN_CHROOT
 def suite(name: str) -> Suite:
     """The facts of a supported suite; the schema has already refused any other name."""
     return SUITES[name]
+
+# main.cf values a stock Debian Postfix install writes (main.cf.debian, main.cf.tls and
+# the postinst's own postconf -e; measured on Debian 12 and 13 after `apt install postfix`
+# with "Internet Site").  A relaykit package that would replace one of these is not
+# overriding an admin's choice; any other explicit value is the admin's.
+POSTFIX_STOCK_MAIN: dict[str, tuple[str, ...]] = {
+    "compatibility_level": ("3.6", "3.9"),
+    "cyrus_sasl_config_path": ("/etc/postfix/sasl",),
+    "inet_interfaces": ("all",),
+    "inet_protocols": ("all",),
+    "mynetworks": ("127.0.0.0/8 [::ffff:127.0.0.0]/104 [::1]/128", "127.0.0.0/8"),
+    "relayhost": ("",),
+    "biff": ("no",),
+    "append_dot_mydomain": ("no",),
+    "smtp_tls_security_level": ("may",),
+    "smtp_tls_CAfile": ("/etc/ssl/certs/ca-certificates.crt",),
+    "smtp_tls_session_cache_database": ("btree:${data_directory}/smtp_scache",),
+    "smtpd_tls_security_level": ("may",),
+    "smtpd_tls_cert_file": ("/etc/ssl/certs/ssl-cert-snakeoil.pem",),
+    "smtpd_tls_key_file": ("/etc/ssl/private/ssl-cert-snakeoil.key",),
+    "smtpd_relay_restrictions": (
+        "permit_mynetworks permit_sasl_authenticated defer_unauth_destination",),
+}
+# Postfix's stock master.cf (Debian installs it as /etc/postfix/master.cf).
+POSTFIX_STOCK_MASTER = "/usr/share/postfix/master.cf.dist"
+# Suites whose smtpd reads smtpd.conf from /etc/postfix/sasl whatever cyrus_sasl_config_path
+# says (measured on Debian 12, Postfix 3.7.11 + Cyrus SASL 2.1.28: with the parameter set
+# to another directory, smtpd offered every installed mechanism).  A package there links
+# /etc/postfix/sasl/smtpd.conf to its own file.
+SASL_CONFIG_DIR_FIXED: dict[str, str] = {"bookworm": "/etc/postfix/sasl"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import shutil
 import subprocess
@@ -10,8 +11,17 @@ from pathlib import Path
 import pytest
 
 from relaykit.buildinfo import BuildInputs
-from relaykit.deb import contents, pack
-from relaykit.deb.package import fill, gzip_n, master_line, synopsis, units
+from relaykit.deb import DebContents, contents, pack
+from relaykit.deb.package import (
+    HOST_NAME_MARKER,
+    fill,
+    gzip_n,
+    is_placeholder,
+    master_line,
+    package_settings,
+    synopsis,
+    units,
+)
 from relaykit.errors import RelaykitError
 from relaykit.paths import static_rootfs_dir
 from relaykit.profile.load import load_profile
@@ -42,8 +52,9 @@ def test_conffiles_are_exactly_the_etc_files(name: str) -> None:
     _, c = _contents(name)
     conffiles = c.control["conffiles"].decode().splitlines()
     assert conffiles == sorted(f.path for f in c.files if f.path.startswith("/etc/"))
-    assert "/etc/relaykit/relaykit.conf" in conffiles
-    assert "/etc/relaykit/tls" in c.dirs
+    pkg = f"relaykit-{name}"
+    assert f"/etc/relaykit/{pkg}/relaykit.conf" in conffiles
+    assert f"/etc/relaykit/{pkg}/tls" in c.dirs
 
 
 def test_control_fields() -> None:
@@ -62,7 +73,7 @@ def test_control_fields() -> None:
 @pytest.mark.parametrize("name", PROFILES)
 def test_scripts_are_posix_sh_and_fully_filled(name: str) -> None:
     _, c = _contents(name)
-    for script in ("postinst", "prerm", "postrm"):
+    for script in ("config", "preinst", "postinst", "prerm", "postrm"):
         text = c.control[script].decode()
         assert text.startswith("#!/bin/sh\n")
         assert "set -e" in text
@@ -119,3 +130,139 @@ def test_pack_twice_is_byte_identical(tmp_path: Path) -> None:
     one = pack(c, tmp_path / "a" / "x.deb", INPUTS.epoch).read_bytes()
     two = pack(c, tmp_path / "b" / "x.deb", INPUTS.epoch).read_bytes()
     assert one == two
+
+
+# --- issue 9: packages on real servers ---------------------------------------------------
+
+def _file(c: DebContents, path: str) -> bytes:
+    return next(f.data for f in c.files if f.path == path)
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_every_file_of_a_package_is_under_its_own_name(name: str) -> None:
+    """Two relaykit packages (one installed, one removed but not purged) share no path,
+    so purging one can never delete the other's conffiles or TLS pair."""
+    _, c = _contents(name)
+    pkg = f"relaykit-{name}"
+    shared_ok = {"/usr/lib/relaykit/common.sh", "/usr/sbin/relaykit-sasldb-sync",
+                 "/usr/share/man/man8/relaykit-sasldb-sync.8.gz",
+                 "/usr/share/man/man7/relaykit.7.gz"}
+    for f in c.files:
+        if f.path in shared_ok or f.path.startswith(("/usr/lib/systemd/", "/lib/systemd/")):
+            continue  # not conffiles: dpkg replaces them on a swap (Conflicts)
+        if f.path.startswith("/etc/postfix/"):
+            continue  # restriction maps at the profile's paths: the preinst guards them
+        assert pkg in f.path.split("/"), f.path
+
+
+def test_swap_partners_share_no_conffile() -> None:
+    _, a = _contents("roaming")
+    _, b = _contents("gazette-2007")
+    conf = {n: set(c.control["conffiles"].decode().split()) for n, c in (("a", a), ("b", b))}
+    assert not conf["a"] & conf["b"]
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_conffiles_do_not_change_when_only_the_version_does(name: str) -> None:
+    p = load_profile(name).profile
+    assert p.deb is not None
+    bumped = dataclasses.replace(p, version="9.9.9",
+                                 deb=dataclasses.replace(p.deb, version="9.9.9-1"))
+    one = contents(p, render(p), INPUTS, static_rootfs_dir())
+    two = contents(bumped, render(bumped), INPUTS, static_rootfs_dir())
+    for path in one.control["conffiles"].decode().split():
+        assert _file(one, path) == _file(two, path), path
+        assert b"9.9.9" not in _file(two, path)
+
+
+def test_smtpd_conf_is_the_packages_own_and_postfix_is_pointed_at_it() -> None:
+    _, c = _contents("roaming")
+    conffiles = c.control["conffiles"].decode().split()
+    assert "/etc/postfix/sasl/smtpd.conf" not in conffiles
+    assert "/etc/relaykit/relaykit-roaming/sasl/smtpd.conf" in conffiles
+    edits = _file(c, "/usr/share/relaykit/relaykit-roaming/main.cf.edits").decode()
+    assert "cyrus_sasl_config_path = /etc/relaykit/relaykit-roaming/sasl\n" in edits
+    assert "smtpd_tls_cert_file = /etc/relaykit/relaykit-roaming/tls/tls.crt\n" in edits
+    conf = _file(c, "/etc/relaykit/relaykit-roaming/relaykit.conf").decode()
+    assert "RELAYKIT_TLS_KEY='/etc/relaykit/relaykit-roaming/tls/tls.key'\n" in conf
+    assert "/etc/default/" not in "".join(conffiles)  # no sysv saslauthd instance file
+
+
+@pytest.mark.parametrize(("name", "placeholder"), [
+    ("relay.example.org", True), ("antigone.luchs.example", True), ("example.com", True),
+    ("[smarthost.example.net]:587", True), ("mx.test", True), ("host.invalid", True),
+    ("mail.example.com.", True), ("relay.corp.net", False), ("example.co", False),
+    ("[smtp.isp.fr]:587", False), ("notexample.org", False)])
+def test_placeholder_names(name: str, placeholder: bool) -> None:
+    assert is_placeholder(name) is placeholder
+
+
+def test_placeholder_identity_comes_from_the_host() -> None:
+    _, c = _contents("satellite")
+    edits = _file(c, "/usr/share/relaykit/relaykit-satellite/main.cf.edits").decode()
+    assert f"myhostname = {HOST_NAME_MARKER}\n" in edits
+    assert "\nmydomain =" not in edits and "\nrelayhost =" not in edits  # not pinned: kept
+    p = load_profile("satellite").profile
+    pinned = dataclasses.replace(p, postfix=dataclasses.replace(
+        p.postfix, myhostname="mail.corp.net", mydomain="corp.net"),
+        outbound=dataclasses.replace(p.outbound, relayhost="[smtp.isp.net]:587"))
+    settings = dict(package_settings(pinned, render(pinned)))
+    assert settings["myhostname"] == "mail.corp.net"
+    assert settings["mydomain"] == "corp.net"
+    assert settings["relayhost"] == "[smtp.isp.net]:587"
+
+
+def test_stock_table_lists_debians_defaults() -> None:
+    _, c = _contents("roaming")
+    stock = _file(c, "/usr/share/relaykit/relaykit-roaming/main.cf.stock").decode()
+    assert "relayhost\t\n" in stock
+    assert ("smtpd_relay_restrictions\tpermit_mynetworks permit_sasl_authenticated"
+            " defer_unauth_destination\n") in stock
+
+
+def test_preinst_guards_the_maps_it_would_ship_at_shared_paths() -> None:
+    _, c = _contents("gazette-2007")
+    preinst = c.control["preinst"].decode()
+    assert 'FOREIGN_CONFFILES="/etc/postfix/helo /etc/postfix/rcpt_blacklist"' in preinst
+    _, r = _contents("roaming")
+    assert 'FOREIGN_CONFFILES=""' in r.control["preinst"].decode()
+
+
+def test_debconf_question_defaults_to_refusing() -> None:
+    _, c = _contents("roaming")
+    templates = c.control["templates"].decode()
+    assert "Template: relaykit-roaming/override-local-settings\n" in templates
+    assert "Type: boolean\nDefault: false\n" in templates
+    assert "debconf (>= 0.5) | debconf-2.0" in c.control["control"].decode()
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_no_service_failure_is_hidden(name: str) -> None:
+    _, c = _contents(name)
+    postinst = c.control["postinst"].decode()
+    for line in postinst.splitlines():
+        if "deb-systemd-invoke" in line or "rk_postfix restart" in line:
+            assert "|| true" not in line, line
+
+
+def test_units_are_hardened() -> None:
+    _, c = _contents("roaming")
+    unit = _file(c, "/usr/lib/systemd/system/relaykit-saslauthd.service").decode()
+    for key in ("NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateNetwork=yes",
+                "ReadWritePaths=/var/spool/postfix/var/run/saslauthd",
+                "EnvironmentFile=/etc/relaykit/relaykit-roaming/saslauthd"):
+        assert key + "\n" in unit
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_maintainer_scripts_pass_shellcheck(name: str, tmp_path: Path) -> None:
+    """POSIX sh, warnings and errors (SC2034: the shared helpers define variables not
+    every script uses)."""
+    assert shutil.which("shellcheck"), "shellcheck not installed (run ./bootstrap)"
+    _, c = _contents(name)
+    for script in ("config", "preinst", "postinst", "prerm", "postrm"):
+        path = tmp_path / script
+        path.write_bytes(c.control[script])
+        proc = subprocess.run(["shellcheck", "-s", "sh", "-S", "warning", "-e", "SC2034",
+                               str(path)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from relaykit.deb.package import config_files, maintainer_scripts, script_values
+from relaykit.deb.package import config_files, layout, maintainer_scripts, script_values
 from relaykit.profile.load import load_profile
 
 from ..conftest import ROOT
 
 SHIPPED = sorted(p.stem for p in (ROOT / "profiles").glob("*.yaml"))
-RUNTIME_CONF = "/etc/relaykit/relaykit.conf"
 
 # shellcheck findings accepted per file role, each with its reason. Anything else fails.
 ACCEPTED = {
@@ -27,6 +26,10 @@ ACCEPTED = {
     ("entrypoint", "SC2317"): "the stop handler is reached through `trap`, which shellcheck "
                               "0.9 does not follow",
     ("postrm", "SC2317"): "functions of the shared functions.sh reached only indirectly",
+    ("postinst", "SC2317"): "functions of the shared functions.sh and the EXIT trap's "
+                            "cleanup, reached only indirectly",
+    ("preinst", "SC2020"): "tr maps each of ',' and ' ' to a newline (dpkg-query -S lists "
+                           "packages as 'a, b: path'), as meant",
     ("relaykit.conf", "SC2034"): "a file of assignments, used by whoever sources it",
     # Known findings in the .deb's scripts, to be fixed there (reported to the lead):
     ("postinst", "SC2034"): "TO FIX: functions.sh variables unused by this script",
@@ -81,7 +84,7 @@ def test_shellcheck_rendered_maintainer_scripts_and_config(profile: str,
     p = load_profile(profile).profile
     rendered = dict(maintainer_scripts(script_values(p)))
     files, _dirs = config_files(p)
-    rendered["relaykit.conf"] = next(f.data for f in files if f.path == RUNTIME_CONF)
+    rendered["relaykit.conf"] = next(f.data for f in files if f.path == layout(p).conf)
     findings = []
     for role, data in rendered.items():
         path = tmp_path / role

@@ -22,12 +22,21 @@ from relaykit.buildinfo import BuildInputs
 from relaykit.debian import SASLAUTHD_SOCKET_DIR
 from relaykit.errors import RelaykitError
 from relaykit.profile.model import DebOutput, Profile
-from relaykit.render.postfix import MasterEntry, Rendered, config_tree
+from relaykit.render.postfix import (
+    HEADER,
+    RUNTIME_CONF,
+    SASL_CONFIG_DIR,
+    SASLAUTHD_DEFAULTS,
+    MasterEntry,
+    Rendered,
+    Setting,
+    config_tree,
+)
 
 # Depends of every relaykit package (the issue's list); postfix >= 3.6 for
 # compatibility_level 3.6 and `-o { k = v }` in master.cf.
 BASE_DEPENDS = ("postfix (>= 3.6)", "sasl2-bin", "libsasl2-modules", "openssl",
-                "ca-certificates", "adduser")
+                "ca-certificates", "adduser", "debconf (>= 0.5) | debconf-2.0")
 # All relaykit packages ship /usr/lib/relaykit/common.sh and friends: only one at a time
 # (Policy 7.6.2: Provides + Conflicts on one virtual package).
 VIRTUAL = "relaykit-relay"
@@ -36,6 +45,74 @@ SYNC_COMMAND = "/usr/sbin/relaykit-sasldb-sync"
 SASLAUTHD_UNIT = "relaykit-saslauthd.service"
 SYNC_PATH_UNIT = "relaykit-sasldb-sync.path"
 SYNC_SERVICE_UNIT = "relaykit-sasldb-sync.service"
+
+
+# Values in main.cf.edits the postinst computes on the host (identity from the host).
+HOST_NAME_MARKER = "<relaykit:host-name>"
+# Names reserved for documentation and tests (RFC 2606, RFC 6761): a profile naming its
+# host or smarthost this way has not pinned it; the package uses the host's own.
+PLACEHOLDER_SUFFIXES = (".example", ".test", ".invalid", ".localhost",
+                        ".example.com", ".example.net", ".example.org")
+PLACEHOLDER_NAMES = ("example", "example.com", "example.net", "example.org")
+
+
+def is_placeholder(name: str) -> bool:
+    """A reserved example name, bracketed or with a port or not (`[smtp.example.net]:587`)."""
+    host = name.strip()
+    if host.startswith("["):
+        host = host[1:].split("]", 1)[0]
+    else:
+        host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    host = host.lower().rstrip(".")
+    return host in PLACEHOLDER_NAMES or host.endswith(PLACEHOLDER_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where one package keeps its files: everything under its own name, so that two
+    relaykit packages (one installed, one removed but not purged) never share a file."""
+
+    package: str
+
+    @property
+    def etc(self) -> str:
+        return f"/etc/relaykit/{self.package}"
+
+    @property
+    def conf(self) -> str:
+        return f"{self.etc}/relaykit.conf"
+
+    @property
+    def sasl_dir(self) -> str:
+        return f"{self.etc}/sasl"
+
+    @property
+    def saslauthd_env(self) -> str:
+        return f"{self.etc}/saslauthd"
+
+    @property
+    def tls_dir(self) -> str:
+        return f"{self.etc}/tls"
+
+    @property
+    def share(self) -> str:
+        return f"/usr/share/relaykit/{self.package}"
+
+    @property
+    def state(self) -> str:
+        return f"/var/lib/relaykit/{self.package}"
+
+    def relocate(self, path: str) -> str:
+        """The package's path for a file config_tree renders at a shared path."""
+        moved = {RUNTIME_CONF: self.conf,
+                 f"{SASL_CONFIG_DIR}/smtpd.conf": f"{self.sasl_dir}/smtpd.conf",
+                 SASLAUTHD_DEFAULTS: self.saslauthd_env,
+                 "/etc/relaykit/tls": self.tls_dir}
+        return moved.get(path, path)
+
+
+def layout(p: Profile) -> Layout:
+    return Layout(deb_output(p).package)
 
 
 @dataclass(frozen=True)
@@ -106,27 +183,88 @@ def master_line(e: MasterEntry) -> str:
     return " ".join(part.strip() for part in e.render().splitlines())
 
 
-def postconf_data(p: Profile, rendered: Rendered) -> list[DebFile]:
-    share = f"/usr/share/relaykit/{deb_output(p).package}"
+def package_settings(p: Profile, rendered: Rendered) -> list[Setting]:
+    """main.cf as the package applies it: its own paths, and the host's identity where
+    the profile names a placeholder (myhostname, mydomain, relayhost: see is_placeholder).
+
+    mydestination is merged with the host's own names by the postinst."""
+    lay = layout(p)
+    fixed = debian.SASL_CONFIG_DIR_FIXED.get(p.base.suite)
+    paths = {"cyrus_sasl_config_path": fixed or lay.sasl_dir}
+    if p.tls.managed:
+        paths["smtpd_tls_cert_file"] = f"{lay.tls_dir}/tls.crt"
+        paths["smtpd_tls_key_file"] = f"{lay.tls_dir}/tls.key"
+    out: list[Setting] = []
     for key, value in rendered.main_settings:
+        if key == "myhostname" and is_placeholder(value):
+            value = HOST_NAME_MARKER
+        elif key in ("mydomain", "relayhost") and value and is_placeholder(value):
+            continue  # not pinned: the host's value stays (the admin sets relayhost)
+        out.append((key, paths.get(key, value)))
+    return out
+
+
+def stock_main() -> str:
+    """Stock Debian main.cf values (debian.POSTFIX_STOCK_MAIN), `key<TAB>value` lines."""
+    return "".join(f"{k}\t{v}\n" for k, vs in sorted(debian.POSTFIX_STOCK_MAIN.items())
+                   for v in vs)
+
+
+def postconf_data(p: Profile, rendered: Rendered) -> list[DebFile]:
+    share = layout(p).share
+    settings = package_settings(p, rendered)
+    for key, value in settings:
         if "\n" in value or "\t" in value:
             raise RelaykitError(f"main.cf value of {key} holds a tab or newline")
-    main = "".join(f"{k} = {v}\n" for k, v in rendered.main_settings)
+    main = "".join(f"{k} = {v}\n" for k, v in settings)
     master = "".join(f"{e.key}\t{master_line(e)}\n" for e in rendered.listeners)
     return [DebFile(f"{share}/main.cf.edits", main.encode()),
-            DebFile(f"{share}/master.cf.entries", master.encode())]
+            DebFile(f"{share}/master.cf.entries", master.encode()),
+            DebFile(f"{share}/main.cf.stock", stock_main().encode())]
+
+
+def version_free(data: bytes, p: Profile) -> bytes:
+    """Conffiles must change only when their content does: drop the profile version from
+    the generated header, or every upgrade would make dpkg ask about every conffile."""
+    header = HEADER.format(name=p.name, version=p.version).encode()
+    if not data.startswith(header):
+        return data
+    return (f"# Generated by relaykit from profile {p.name!r} for package"
+            f" {deb_output(p).package}.\n").encode() + data[len(header):]
+
+
+def runtime_conf(p: Profile, data: bytes) -> bytes:
+    """relaykit.conf with the package's own paths (the TLS pair under its own name)."""
+    lay = layout(p)
+    values = {"RELAYKIT_PACKAGE": deb_output(p).package}
+    if p.tls.managed:
+        values |= {"RELAYKIT_TLS_CERT": f"{lay.tls_dir}/tls.crt",
+                   "RELAYKIT_TLS_KEY": f"{lay.tls_dir}/tls.key"}
+    lines = data.decode().splitlines(keepends=True)
+    out = []
+    for line in lines:
+        key = line.split("=", 1)[0]
+        out.append(f"{key}='{values.pop(key)}'\n" if key in values else line)
+    out += [f"{k}='{v}'\n" for k, v in values.items()]
+    return "".join(out).encode()
 
 
 def config_files(p: Profile) -> tuple[list[DebFile], list[str]]:
-    """The conffiles (from render.config_tree) and the empty directories to ship."""
+    """The conffiles (from render.config_tree, moved under the package's own name where
+    the renderer uses a shared path) and the empty directories to ship."""
+    lay = layout(p)
     files: list[DebFile] = []
     dirs: list[str] = []
     tree = config_tree(p)
     for entry in tree:
+        path = lay.relocate(entry.path)
         if entry.kind == "file":
-            files.append(DebFile(entry.path, entry.data, entry.mode))
+            data = version_free(entry.data, p)
+            if entry.path == RUNTIME_CONF:
+                data = runtime_conf(p, data)
+            files.append(DebFile(path, data, entry.mode))
         elif entry.kind == "dir" and entry.path in tree.entries:
-            dirs.append(entry.path)
+            dirs.append(path)
         elif entry.kind == "symlink":
             raise RelaykitError(f"config_tree has a symlink at {entry.path}: not supported")
     return files, dirs
@@ -142,7 +280,8 @@ def helper_files(p: Profile, static_rootfs: Path, values: dict[str, str]) -> lis
         out.append(DebFile(f"{udir}/{SASLAUTHD_UNIT}",
                            fill(template(f"files/{SASLAUTHD_UNIT}"), values).encode()))
     if uses_auxprop(p):
-        out.append(DebFile(SYNC_COMMAND, template("files/relaykit-sasldb-sync").encode(), 0o755))
+        out.append(DebFile(SYNC_COMMAND, fill(template("files/relaykit-sasldb-sync"),
+                                              values).encode(), 0o755))
         out.append(DebFile("/usr/share/man/man8/relaykit-sasldb-sync.8.gz",
                            gzip_n(template("files/relaykit-sasldb-sync.8").encode())))
         for unit in (SYNC_PATH_UNIT, SYNC_SERVICE_UNIT):
@@ -204,7 +343,13 @@ def changelog(p: Profile, inputs: BuildInputs) -> str:
 
 def doc_files(p: Profile, inputs: BuildInputs, values: dict[str, str]) -> list[DebFile]:
     doc = f"/usr/share/doc/{deb_output(p).package}"
+    share = layout(p).share
     return [
+        DebFile("/usr/share/man/man7/relaykit.7.gz",
+                gzip_n(fill(template("files/relaykit.7"), values).encode())),
+        DebFile(f"{share}/fail2ban/relaykit-sasl.conf",
+                template("files/relaykit-sasl.conf").encode()),
+        DebFile(f"{share}/fail2ban/jail.conf", template("files/jail.conf").encode()),
         DebFile(f"{doc}/copyright", copyright_file(p, inputs.epoch).encode()),
         DebFile(f"{doc}/changelog.Debian.gz", gzip_n(changelog(p, inputs).encode())),
         DebFile(f"{doc}/README.Debian", fill(template("files/README.Debian"), values).encode()),
@@ -293,8 +438,16 @@ def md5sums(files: list[DebFile]) -> str:
                    for f in sorted(files, key=lambda f: f.path))
 
 
+def foreign_conffiles(p: Profile) -> list[str]:
+    """Conffiles outside /etc/relaykit/<package> (restriction maps at the profile's paths):
+    the preinst refuses to install over such a file that some admin made."""
+    etc = layout(p).etc + "/"
+    return [f.path for f in config_files(p)[0] if not f.path.startswith(etc)]
+
+
 def script_values(p: Profile) -> dict[str, str]:
     deb = deb_output(p)
+    lay = layout(p)
     return {
         "PACKAGE": deb.package,
         "PROFILE": p.name,
@@ -305,16 +458,35 @@ def script_values(p: Profile) -> dict[str, str]:
         "SOCKET_DIR": SASLAUTHD_SOCKET_DIR,
         "CHROOT_SASLDB": debian.CHROOT_SASLDB,
         "SYNC_NOTE": readme_sync_note(p),
+        "ETC": lay.etc,
+        "CONF": lay.conf,
+        "SASLAUTHD_ENV": lay.saslauthd_env,
+        "TLS_DIR": lay.tls_dir,
+        "HOST_NAME_MARKER": HOST_NAME_MARKER,
+        "FOREIGN_CONFFILES": " ".join(foreign_conffiles(p)),
+        "STOCK_MASTER": debian.POSTFIX_STOCK_MASTER,
+        "ADMIN_SMTPD_CONF": f"{SASL_CONFIG_DIR}/smtpd.conf",
+        # Where this suite's smtpd really reads smtpd.conf, if not from our directory.
+        "SASL_LINK": (f"{debian.SASL_CONFIG_DIR_FIXED[p.base.suite]}/smtpd.conf"
+                      if p.sasl is not None and p.base.suite in debian.SASL_CONFIG_DIR_FIXED
+                      else ""),
     }
+
+
+SCRIPT_NAMES = ("config", "preinst", "postinst", "prerm", "postrm")
 
 
 def maintainer_scripts(values: dict[str, str]) -> dict[str, bytes]:
     functions = fill(template("scripts/functions.sh"), values).rstrip("\n")
     out = {}
-    for name in ("postinst", "prerm", "postrm"):
+    for name in SCRIPT_NAMES:
         text = template(f"scripts/{name}").replace("@FUNCTIONS@", functions)
         out[name] = fill(text, values).encode()
     return out
+
+
+def debconf_templates(values: dict[str, str]) -> bytes:
+    return fill(template("files/templates"), values).encode()
 
 
 def lintian_overrides(p: Profile) -> str:
@@ -324,15 +496,15 @@ def lintian_overrides(p: Profile) -> str:
         "# Generated packages are built from a profile, never uploaded to Debian: there is",
         "# no ITP bug to close.",
         f"{pkg}: initial-upload-closes-no-bugs [*]",
+        "# The question depends on the Postfix configuration found once dependencies",
+        "# are configured; the config script may run (dpkg-preconfigure) before Postfix",
+        "# is even installed, so the postinst asks it, and only if there is a conflict.",
+        f"{pkg}: postinst-uses-db-input [postinst:*]",
     ]
     if uses_saslauthd(p):
         out += [
-            "# /etc/default/saslauthd-relaykit is an instance file of sasl2-bin's init script,",
-            "# which starts one saslauthd per /etc/default/saslauthd-* file and requires",
-            "# START=yes in it (see /etc/init.d/saslauthd); it is not an init script of ours.",
-            f"{pkg}: init.d-script-should-always-start-service [etc/default/saslauthd-relaykit:*]",
-            "# The saslauthd instance has no init.d script of this package: under sysvinit",
-            "# sasl2-bin's own script starts it from the instance file above.",
+            "# systemd only: the saslauthd instance is a unit of this package; there",
+            "# is no sysvinit support (relaykit(7) says what to run by hand without systemd).",
             f"{pkg}: package-supports-alternative-init-but-no-init.d-script [*]",
         ]
     return "\n".join(out) + "\n"
@@ -352,6 +524,7 @@ def contents(p: Profile, rendered: Rendered, inputs: BuildInputs,
         "control": control_file(p, files, dirset).encode(),
         "conffiles": "".join(f"{f.path}\n" for f in files if f.conffile).encode(),
         "md5sums": md5sums(files).encode(),
+        "templates": debconf_templates(values),
         **maintainer_scripts(values),
     }
     return DebContents(tuple(files), tuple(sorted(dirs)), control)

@@ -9,6 +9,7 @@ mynetworks); relayhost points at the sink on the container's 127.0.0.1 for the t
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import subprocess
 import tempfile
@@ -19,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from relaykit import debian
-from relaykit.deb.package import deb_output, units, uses_auxprop
+from relaykit.deb.package import deb_output, layout, package_settings, units, uses_auxprop
 from relaykit.errors import RelaykitError
 from relaykit.profile.model import Profile
+from relaykit.render.postfix import render
 from relaykit.ui import Log
 from relaykit.verify.expect import expectations
 from relaykit.verify.harness.debroot import systemd_root
@@ -31,22 +33,33 @@ from relaykit.verify.model import CheckResult, pem_sha256
 from relaykit.verify.suite import format_table, run_suite_via
 
 SINK = "127.0.0.1:2525"
+# The test server's name: the package must take it (not the profile's placeholder).
+HOST_NAME = "mx1.deb-test.example"
 CHROOT_SASLDB = debian.CHROOT_SASLDB
 LOCAL_EDIT = "# relaykit verify: a local edit that an upgrade must keep"
-EDITED_CONFFILE = "/etc/relaykit/relaykit.conf"
-APT_NONINTERACTIVE = ("-o", "Dpkg::Options::=--force-confdef",
-                      "-o", "Dpkg::Options::=--force-confold")
-# What the package may touch, for the before/after comparison (paths and modes/owners).
-SNAPSHOT = r"""
+# What the package may touch, for the before/after comparison: Postfix's settings, main.cf
+# and master.cf byte for byte, groups, statoverrides, and (piuparts-style) every path of
+# the root with its mode and owner, except run-time and package-manager state.
+RUNTIME_PATHS = ("/proc", "/sys", "/dev", "/run", "/tmp", "/var/tmp", "/var/log",
+                 "/var/cache", "/var/lib/apt", "/var/lib/dpkg", "/root", "/var/mail",
+                 "/var/lib/systemd/timers", "/var/lib/systemd/random-seed",
+                 "/var/lib/systemd/catalog", "/etc/ld.so.cache", "/srv",
+                 # Postfix's queue and sockets: its own run-time state.
+                 *(f"/var/spool/postfix/{d}" for d in (
+                     "pid", "public", "private", "active", "incoming", "deferred", "defer",
+                     "bounce", "maildrop", "flush", "hold", "corrupt", "saved", "trace")))
+SNAPSHOT = (r"""
 postconf -n; echo '--- master.cf'; postconf -M
+echo '--- bytes'; sha256sum /etc/postfix/main.cf /etc/postfix/master.cf
 echo '--- group sasl'; getent group sasl
 echo '--- statoverrides'; dpkg-statoverride --list | sort
 echo '--- packages'; dpkg-query -W -f '${Package} ${db:Status-Abbrev}\n' 'relaykit-*' 2>/dev/null
+echo '--- debconf'
+debconf-show relaykit-roaming relaykit-gazette-2007 relaykit-satellite 2>/dev/null
 echo '--- files'
-find /etc /usr/lib/relaykit /usr/share/relaykit /var/lib/relaykit /var/spool/postfix/etc \
-    /var/spool/postfix/var -xdev -printf '%p %m %u:%g\n' 2>/dev/null |
-    grep -v -e '^/etc/ld.so.cache ' | sort
-"""
+find / -xdev \( """ + " -o ".join(f"-path {p}" for p in RUNTIME_PATHS) + r""" \) -prune \
+    -o -printf '%p %M %u:%g\n' | sort
+""")
 
 
 @dataclass
@@ -99,13 +112,15 @@ class Box:
 
 
 @contextmanager
-def booted(image: str, resolv: Path, *, keep: bool = False) -> Iterator[Box]:
+def booted(image: str, resolv: Path, *, keep: bool = False,
+           volumes: tuple[tuple[Path, str], ...] = ()) -> Iterator[Box]:
     name = f"rk-deb-{secrets.token_hex(4)}"
+    mounts = [arg for src, dest in volumes for arg in ("-v", f"{src}:{dest}:ro")]
     subprocess.run(
-        ["docker", "run", "-d", "--name", name, "--hostname", "relaykit-test",
+        ["docker", "run", "-d", "--name", name, "--hostname", HOST_NAME,
          "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined",
          "--network", "none", "--tmpfs", "/run", "--tmpfs", "/run/lock",
-         "-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro",
+         "-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro", *mounts,
          "-v", f"{resolv}:/etc/resolv.conf:ro", image, "/sbin/init"],
         check=True, capture_output=True, text=True)
     try:
@@ -134,9 +149,14 @@ def _timed(fn: Callable[[], str]) -> tuple[bool, str, float]:
 
 
 def _install(box: Box, deb: Path) -> str:
+    """As an unattended run would: `apt-get -y`, stdin closed, no tty, no DEBIAN_FRONTEND
+    and no --force-conf* option: a prompt (conffile or debconf) would fail or hang here."""
     box.copy_in(deb, f"/root/{deb.name}")
-    box.sh(f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q {' '.join(APT_NONINTERACTIVE)}"
-           f" /root/{deb.name}")
+    out = box.sh(f"apt-get install -y -q /root/{deb.name}", stdin="")
+    prompts = [line for line in (out.stdout + out.stderr).splitlines()
+               if "Configuration file" in line or "*** " in line]
+    if prompts:
+        raise RelaykitError(f"installing {deb.name} stopped at a prompt: {prompts[0]}")
     return deb.name
 
 
@@ -175,13 +195,17 @@ def _add_user(box: Box, p: Profile, password: str) -> str:
 def _suite(box: Box, p: Profile, password: str, work: Path) -> tuple[str, list[CheckResult]]:
     """relayhost -> sink (test only), then the conformance suite from a TEST-NET client."""
     _relayhost_to_sink(box)
-    cert = box.sh(f"cat {p.tls.cert_file}").stdout
+    cert = box.sh(f"cat {cert_path(p)}").stdout
+    # The package takes its identity from the host (a placeholder myhostname is not used).
+    name = box.sh("postconf -h myhostname").stdout.strip()
     runner = ["nsenter", "-t", str(box.pid), "-n"]
     with sink(runner, work / f"sink-{secrets.token_hex(3)}", SINK) as maildir, \
             client_link(box.pid) as link:
         exp = expectations(p, host=link.server_address, user=TEST_USER, password=password,
                            sink_dir=maildir, cert_sha256=pem_sha256(cert),
                            source_address=link.client_address)
+        exp = dataclasses.replace(exp, local_sender_domain=name, relay_domain=name,
+                                  server_name=name)
         results = run_suite_via(exp, link.runner)
     bad = [r for r in results if not r.ok]
     if bad:
@@ -229,19 +253,98 @@ def _smarthost(box: Box, p: Profile, work: Path) -> str:
     return f"{result.detail} (as {user} to {relayhost})"
 
 
+SMARTHOST_NAME = "smarthost.deb-test.example"  # in the root's /etc/hosts only
+TEST_CA = "/usr/local/share/ca-certificates/relaykit-test-ca.crt"
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def test_ca(directory: Path, name: str) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate it issued for name (DNS SAN)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = directory / "ca.crt", directory / "ca.key"
+    leaf, key, csr = directory / "leaf.crt", directory / "leaf.key", directory / "leaf.csr"
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+             "/CN=relaykit deb test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign", "-keyout", str(ca_key), "-out", str(ca))
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout",
+             str(key), "-out", str(csr))
+    ext = directory / "leaf.ext"
+    ext.write_text(f"subjectAltName=DNS:{name}\nextendedKeyUsage=serverAuth\n")
+    _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+             "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(leaf))
+    return ca, leaf, key
+
+
+def _smarthost_verified(box: Box, p: Profile, work: Path) -> str:
+    """docs/deb.md's recipe: the smarthost's CA in the system store, level `secure`.
+    The real smarthost (certificate from that CA, for its name) gets the mail; an
+    impostor on the same address (self-signed, same name) gets neither mail nor AUTH."""
+    from relaykit.verify.harness.testbed import self_signed, write_secret
+    from relaykit.verify.image import submit_and_expect
+
+    port = SMARTHOST.rsplit(":", 1)[1]
+    relayhost, user, pw = f"[{SMARTHOST_NAME}]:{port}", "satellite", new_password()
+    ca, leaf, key = test_ca(work / "ca", SMARTHOST_NAME)
+    impostor = self_signed(work, SMARTHOST_NAME, "impostor")[:2]
+    pw_file = work / "verified.pw"
+    write_secret(pw_file, pw)
+    hosts = box.sh("cat /etc/hosts").stdout
+    box.copy_in(ca, TEST_CA)
+    # smtp_host_lookup=native: the test root has no DNS, the name is in /etc/hosts (test
+    # only, removed below); Postfix copies /etc/hosts into its chroot when it starts.
+    box.sh(f"echo '127.0.0.1 {SMARTHOST_NAME}' >> /etc/hosts && update-ca-certificates"
+           " >/dev/null && umask 077 && cat > /etc/postfix/sasl_passwd"
+           " && postmap /etc/postfix/sasl_passwd"
+           f" && postconf -e 'relayhost = {relayhost}' smtp_tls_security_level=secure"
+           " smtp_host_lookup=native && systemctl restart postfix",
+           stdin=f"{relayhost} {user}:{pw}\n")
+    runner = ["nsenter", "-t", str(box.pid), "-n"]
+    try:
+        with sink(runner, work / "verified", SMARTHOST, auth_file=pw_file, user=user,
+                  tls=(leaf, key)) as maildir:
+            real = submit_and_expect(runner, 25, maildir, p)
+        if not real.ok:
+            raise RelaykitError(f"to the verified smarthost: {real.detail}")
+        with sink(runner, work / "impostor", SMARTHOST, auth_file=pw_file, user=user,
+                  tls=impostor) as maildir:
+            fake = submit_and_expect(runner, 25, maildir, p, timeout=8.0)
+            seen = (maildir.parent / f"sink-{maildir.name}.log").read_text(errors="replace")
+        journal = box.sh("journalctl -q --no-pager -u postfix.service -u postfix@-.service"
+                         " | grep -c -e 'not trusted' -e 'verification failed'"
+                         " -e 'not verified'", check=False).stdout.strip()
+        if fake.ok or "auth ok" in seen or "auth failed" in seen or journal in ("", "0"):
+            raise RelaykitError(f"impostor: delivered={fake.ok}, AUTH seen="
+                                f"{'auth ' in seen}, refusals logged={journal}")
+    finally:
+        box.sh(f"rm -f {TEST_CA} /etc/postfix/sasl_passwd /etc/postfix/sasl_passwd.db"
+               " && update-ca-certificates --fresh >/dev/null && postsuper -d ALL"
+               " >/dev/null 2>&1; postconf -X smtp_host_lookup; cat > /etc/hosts"
+               " && systemctl restart postfix", stdin=hosts, check=False)
+    return f"verified {SMARTHOST_NAME} with the installed CA; impostor refused, no AUTH sent"
+
+
+def cert_path(p: Profile) -> str:
+    """Where the installed package's certificate is (its own directory when managed)."""
+    return f"{layout(p).tls_dir}/tls.crt" if p.tls.managed else p.tls.cert_file
+
+
 def _relayhost_to_sink(box: Box) -> None:
     """Test only, and a local main.cf change the package must respect on upgrade."""
     host, port = SINK.rsplit(":", 1)
     box.sh(f"postconf -e 'relayhost = [{host}]:{port}' && postfix reload >/dev/null")
 
 
-def _upgrade(box: Box, new: Path) -> str:
+def _upgrade(box: Box, p: Profile, new: Path) -> str:
+    edited_conffile = layout(p).conf
     _relayhost_to_sink(box)
-    box.sh(f"echo '{LOCAL_EDIT}' >> {EDITED_CONFFILE}")
+    box.sh(f"echo '{LOCAL_EDIT}' >> {edited_conffile}")
     _install(box, new)
     version = box.sh(f"dpkg-query -W -f '${{Version}}' {deb_name(new)}").stdout
-    if box.sh(f"grep -qxF '{LOCAL_EDIT}' {EDITED_CONFFILE}", check=False).returncode != 0:
-        raise RelaykitError(f"the local edit of {EDITED_CONFFILE} was lost")
+    if box.sh(f"grep -qxF '{LOCAL_EDIT}' {edited_conffile}", check=False).returncode != 0:
+        raise RelaykitError(f"the local edit of {edited_conffile} was lost")
     # relayhost was changed locally (pointed at the sink): a local change wins.
     relayhost = box.sh("postconf -h relayhost").stdout.strip()
     if relayhost != f"[127.0.0.1]:{SINK.rsplit(':', 1)[1]}":
@@ -268,7 +371,7 @@ def _compare(before: str, after: str) -> str:
         return "postconf -n/-M, group sasl, statoverrides, files: identical"
     a, b = set(before.splitlines()), set(after.splitlines())
     diff = [f"-{x}" for x in sorted(a - b)] + [f"+{x}" for x in sorted(b - a)]
-    raise RelaykitError("root differs after purge: " + "; ".join(diff[:8]))
+    raise RelaykitError("root differs after purge: " + "; ".join(diff[:20]))
 
 
 def verify_deb(profile: Profile, deb_path: Path, *, log: Log, upgrade_to: Path | None = None,
@@ -312,16 +415,22 @@ def _run_steps(steps: Steps, box: Box, p: Profile, deb: Path, new: Path | None,
     step("services active", lambda: _services(box, p))
     if p.sasl is not None and step("add SASL user", lambda: _add_user(box, p, password)):
         step("SMTP suite", lambda: _suite_detail(box, p, password, work, steps))
-    if p.outbound.sasl:
-        step("mail via smarthost", lambda: _smarthost(box, p, work))
-    if new is not None and step("upgrade", lambda: _upgrade(box, new)):
+    if p.outbound.sasl and step("mail via smarthost", lambda: _smarthost(box, p, work)):
+        step("smarthost certificate verified", lambda: _smarthost_verified(box, p, work))
+    if new is not None and step("upgrade", lambda: _upgrade(box, p, new)):
         step("services active after upgrade", lambda: _services(box, p))
         if p.sasl is not None:
             step("SMTP suite after upgrade", lambda: _suite_detail(box, p, password, work, steps))
+    # The test's own change (relayhost -> sink) is reverted by the package when it owns
+    # relayhost.  A placeholder relayhost is the admin's to set: the test, as the admin,
+    # puts its own change back before removing the package (then nothing but the
+    # package's changes remain, and main.cf/master.cf come back byte for byte).
+    if "relayhost" not in dict(package_settings(p, render(p))):
+        old = next((line.split(" = ", 1)[1] for line in before.splitlines()
+                    if line.startswith("relayhost = ")), "")
+        box.sh(f"postconf -e 'relayhost = {old}'")
     step("remove", lambda: _remove(box, p, purge=False))
     step("purge", lambda: _remove(box, p, purge=True))
-    # The test's own change (relayhost -> sink) is reverted by the package: it owns
-    # relayhost, so after purge the original value must be back as well.
     step("root as before", lambda: _compare(before, box.sh(SNAPSHOT).stdout))
 
 

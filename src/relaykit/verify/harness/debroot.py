@@ -20,10 +20,14 @@ from relaykit import debian
 from relaykit.errors import RelaykitError
 from relaykit.ui import Log, complete_step
 
-ROOT_FORMAT = 1  # bump when the recipe changes: it changes every cache key
+ROOT_FORMAT = 2  # bump when the recipe changes: it changes every cache key
 # systemd as PID 1 (services the package enables must really start) + the package's
 # Depends; postfix's debconf default ("Internet Site") is fine with no frontend.
-ROOT_PACKAGES = debian.TEST_ROOT_PACKAGES
+# fail2ban for fail2ban-regex on the package's filter (its service is masked: it must not
+# run, write state or ban anything in a test root).
+# python3-systemd: fail2ban's journal backend (a Recommends, which mmdebstrap skips).
+ROOT_PACKAGES = (*debian.TEST_ROOT_PACKAGES, "fail2ban", "python3-systemd")
+MASKED_UNITS = ("fail2ban.service",)
 ROOT_EPOCH = debian.BASE_EPOCH
 IMAGE_REPO = "relaykit-debroot"
 
@@ -47,7 +51,9 @@ def _mmdebstrap(suite: str, packages: tuple[str, ...], mirror: str | None, out: 
     if shutil.which("mmdebstrap") is None:
         raise RelaykitError("mmdebstrap is not installed", hint="apt-get install mmdebstrap")
     argv = ["mmdebstrap", "--variant=apt", "--include=" + ",".join(packages),
-            "--dpkgopt=path-exclude=/usr/share/man/*", "--format=tar", suite, str(out)]
+            "--dpkgopt=path-exclude=/usr/share/man/*", "--format=tar",
+            *(f'--customize-hook=ln -sf /dev/null "$1/etc/systemd/system/{unit}"'
+              for unit in MASKED_UNITS), suite, str(out)]
     if mirror:
         argv.append(mirror)  # else mmdebstrap's default (the host's apt sources)
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(ROOT_EPOCH)}
