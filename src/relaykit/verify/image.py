@@ -109,6 +109,9 @@ def run_container(client: Any, image: str, work: Path, env: dict[str, str], *,
             tmpfs[SPOOL] = ""
         options = {"cap_drop": ["ALL"], "cap_add": list(CAPABILITIES), "read_only": True,
                    "tmpfs": tmpfs}
+    slowdown = _slowdown(client, image)
+    if slowdown != 1.0:
+        options["healthcheck"] = _slowed_healthcheck(client, image, slowdown)
     started = time.monotonic()
     container = client.containers.run(
         image, detach=True, network_mode="none", environment=env, volumes=volumes,
@@ -116,7 +119,7 @@ def run_container(client: Any, image: str, work: Path, env: dict[str, str], *,
     try:
         container.reload()
         yield Running(container, int(container.attrs["State"]["Pid"]), secrets_dir, work,
-                      started, "hardened" if hardened else "container", _slowdown(client, image))
+                      started, "hardened" if hardened else "container", slowdown)
     finally:
         with contextlib.suppress(Exception):
             container.remove(force=True)
@@ -131,6 +134,16 @@ def _slowdown(client: Any, image: str) -> float:
 
     arch = client.images.get(image).attrs.get("Architecture")
     return 1.0 if arch in (None, host_architecture()) else EMULATION_SLOWDOWN
+
+
+def _slowed_healthcheck(client: Any, image: str, slowdown: float) -> dict[str, Any]:
+    """The image's own healthcheck with its timeout and start period stretched: under
+    emulation the same check is as right but slower (its interval and retries stay)."""
+    check = dict(client.images.get(image).attrs["Config"]["Healthcheck"])
+    for key in ("Timeout", "StartPeriod"):
+        check[key] = int(check[key] * slowdown)
+    return {"test": check["Test"], "interval": check["Interval"], "timeout": check["Timeout"],
+            "start_period": check["StartPeriod"], "retries": check["Retries"]}
 
 
 def wait_ready(r: Running, ports: list[int], timeout: float = 60.0) -> float:
