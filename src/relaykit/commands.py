@@ -136,7 +136,7 @@ def _verify_oci(p: Profile, artifact: Path, log: Log) -> tuple[bool, str]:
 def _verify_deb(p: Profile, artifact: Path, log: Log) -> tuple[bool, str]:
     from relaykit.verify.package import verify_deb
 
-    return verify_deb(p, artifact, log=log), ""  # verify_deb logs its table as it goes
+    return verify_deb(p, artifact, log=log)
 
 
 def _build_stack(p: Profile, rendered: Rendered, inputs: BuildInputs, stage: Path,

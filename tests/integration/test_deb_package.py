@@ -89,8 +89,7 @@ def test_lintian_clean(name: str, suite: str, tmp_path: Path,
 @pytest.mark.parametrize(("suite", "name"), SCENARIOS)
 @pytest.mark.usefixtures("docker_engine")  # session-wide: up whatever ran before
 def test_install_verify_upgrade_remove_purge(suite: str, name: str, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     if (why := _why_not_docker()) is not None:
         pytest.skip(why)
     base = _variant(tmp_path, name, suite)
@@ -98,8 +97,7 @@ def test_install_verify_upgrade_remove_purge(suite: str, name: str, tmp_path: Pa
     new = _build(_variant(tmp_path, name, suite, "1.0.1"), tmp_path / "v2", monkeypatch)
     profile = load_profile(str(base)).profile
     lines: list[str] = []
-    ok = verify_deb(profile, deb, log=lines.append, upgrade_to=new)
-    table = capsys.readouterr().out
+    ok, table = verify_deb(profile, deb, log=lines.append, upgrade_to=new)
     assert ok, table + "\n" + "\n".join(lines)
     steps = ["install", "upgrade", "purge", "root as before"]
     if profile.sasl is not None:  # satellite has no AUTH listener: no suite to run

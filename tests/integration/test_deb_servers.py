@@ -17,7 +17,8 @@ import pytest
 
 from relaykit import commands
 from relaykit.paths import cache_dir
-from relaykit.verify.package_servers import Debs, verify_servers
+
+from .deb_servers import Debs, verify_servers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -58,8 +59,7 @@ def _build(tmp: Path, name: str, suite: str, version: str | None,
 
 
 @pytest.mark.parametrize("suite", ["trixie", "bookworm"])
-def test_package_on_servers(suite: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_package_on_servers(suite: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     why = _tools_missing()
     if why is not None:
         if os.environ.get("CI") == "true":
@@ -71,8 +71,7 @@ def test_package_on_servers(suite: str, tmp_path: Path, monkeypatch: pytest.Monk
                 roaming2=_build(tmp_path, "roaming", suite, None, monkeypatch,
                                 package="relaykit-roaming2"))
     lines: list[str] = []
-    ok = verify_servers(suite, debs, cache_dir=cache_dir(), log=lines.append)
-    table = capsys.readouterr().out
+    ok, table = verify_servers(suite, debs, cache_dir=cache_dir(), log=lines.append)
     assert ok, table + "\n" + "\n".join(lines)
     for step in STEPS:
         assert any(line.startswith("PASS") and f"  {step}  " in line

@@ -145,7 +145,7 @@ def test_satellite_relays_through_roaming_to_the_sink(built: Path, docker_client
         with netns.joined(relay.pid, sat.pid), \
                 testbed.sink(relay.nsenter, rw / "sink",
                              f"127.0.0.1:{oci_verify.SINK_PORT}") as maildir:
-            result = oci_verify.submit_and_expect(sat.nsenter, 25, maildir,
+            result = testbed.submit_and_expect(sat.nsenter, 25, maildir,
                                                   load_profile("satellite").profile)
         relay_logs = relay.logs()
     assert result.ok, result.detail + "\n" + relay_logs[-2000:]

@@ -9,7 +9,6 @@ client outside mynetworks, with no route anywhere else.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import os
 import subprocess
@@ -414,41 +413,6 @@ def verify_relay(p: Profile, client: Any, image: str, work: Path, log: Log
     return results
 
 
-def _is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
-
-
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
-def test_ca(directory: Path, name: str) -> tuple[Path, Path, Path]:
-    """(CA certificate, leaf certificate, leaf key): a throwaway CA and a server
-    certificate it issued for `name` (an IP address gets an IP SAN: OpenSSL checks
-    that for an IP-literal next hop)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    ca, ca_key = directory / "ca.crt", directory / "ca.key"
-    leaf, key, csr = directory / "leaf.crt", directory / "leaf.key", directory / "leaf.csr"
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-             "/CN=relaykit test CA", "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign", "-keyout", str(ca_key), "-out",
-             str(ca))
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout",
-             str(key), "-out", str(csr))
-    ext = directory / "leaf.ext"
-    # Postfix compares the name as text (DNS SAN), OpenSSL the address (IP SAN).
-    san = f"DNS:{name},IP:{name}" if _is_ip(name) else f"DNS:{name}"
-    ext.write_text(f"subjectAltName={san}\nextendedKeyUsage=serverAuth\n")
-    _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
-             "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(leaf))
-    key.chmod(0o644)
-    return ca, leaf, key
-
-
 def verify_satellite(p: Profile, client: Any, image: str, work: Path, log: Log
                      ) -> list[CheckResult]:
     """Mail submitted locally without credentials must reach a smarthost that demands
@@ -465,7 +429,7 @@ def verify_satellite(p: Profile, client: Any, image: str, work: Path, log: Log
     (secrets_dir / "sasl-passwd").chmod(0o644)
     pw_file = work / "smarthost.pw"
     testbed.write_secret(pw_file, smart_pw)
-    ca, leaf, key = test_ca(work / "ca", SMARTHOST_NAME)
+    ca, leaf, key = testbed.issue_test_ca(work / "ca", SMARTHOST_NAME)
     (secrets_dir / "smarthost-ca.crt").write_text(ca.read_text())
     impostor = testbed.self_signed(work, SMARTHOST_NAME, "impostor")[:2]
     with run_container(client, image, work, {"RELAYKIT_RELAYHOST": relayhost},
@@ -474,7 +438,7 @@ def verify_satellite(p: Profile, client: Any, image: str, work: Path, log: Log
         results = [check_listening(r, p), check_healthy(r)]
         with testbed.sink(r.nsenter, work / "smarthost", f"127.0.0.1:{SMARTHOST_PORT}",
                           auth_file=pw_file, user=smart_user, tls=(leaf, key)) as maildir:
-            results.append(submit_and_expect(r.nsenter, 25, maildir, p))
+            results.append(testbed.submit_and_expect(r.nsenter, 25, maildir, p))
         results.append(check_impostor_smarthost(r, p, work, pw_file, smart_user, impostor))
         with netns.client_link(r.pid) as link:
             results += [check_unreachable(link, lis.port) for lis in p.listeners]
@@ -518,7 +482,7 @@ def check_impostor_smarthost(r: Running, p: Profile, work: Path, pw_file: Path, 
     name = "smarthost certificate verified"
     with testbed.sink(r.nsenter, work / "impostor", f"127.0.0.1:{SMARTHOST_PORT}",
                       auth_file=pw_file, user=user, tls=tls) as maildir:
-        sent = submit_and_expect(r.nsenter, 25, maildir, p, timeout=8.0)
+        sent = testbed.submit_and_expect(r.nsenter, 25, maildir, p, timeout=8.0)
         sink_log = (maildir.parent / f"sink-{maildir.name}.log").read_text(errors="replace")
     logs = r.logs()
     refused = "certificate verification failed" in logs or "not verified" in logs
@@ -536,38 +500,6 @@ def check_unreachable(link: netns.Link, port: int) -> CheckResult:
     return CheckResult("closed to the network", f"port {port}", not answered,
                        f"{link.server_address}:{port} "
                        + ("ANSWERED" if answered else "refused"))
-
-
-SUBMIT = """\
-import smtplib, sys
-from email.message import EmailMessage
-m = EmailMessage(); m["From"] = sys.argv[2]; m["To"] = "someone@foreign.example"
-m["Subject"] = "relaykit " + sys.argv[3]; m["Message-ID"] = "<" + sys.argv[3] + "@relaykit>"
-m.set_content("token " + sys.argv[3])
-with smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=20) as s:
-    s.send_message(m)
-"""
-
-
-def submit_and_expect(runner: list[str], port: int, maildir: Path, p: Profile,
-                      timeout: float = 60.0) -> CheckResult:
-    token = testbed.new_password().replace("-", "x")
-    sender = f"app@{p.postfix.myhostname}"
-    proc = subprocess.run([*runner, "python3", "-c", SUBMIT, str(port), sender, token],
-                          capture_output=True, text=True, timeout=60)
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        return CheckResult("local mail reaches the smarthost", "smtp", False,
-                           f"submission failed: {tail}")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for path in maildir.glob("*"):
-            if token in path.read_text(errors="replace"):
-                return CheckResult("local mail reaches the smarthost", "smtp", True,
-                                   "arrived after STARTTLS + AUTH")
-        time.sleep(0.5)
-    return CheckResult("local mail reaches the smarthost", "smtp", False,
-                       f"not in the smarthost's sink after {timeout:.0f} s")
 
 
 def verify_image(p: Profile, archive: Path, log: Log = print) -> tuple[bool, str]:

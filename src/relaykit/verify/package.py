@@ -26,6 +26,7 @@ from relaykit.profile.model import Profile
 from relaykit.render.postfix import render
 from relaykit.ui import Log
 from relaykit.verify.expect import expectations
+from relaykit.verify.harness import testbed
 from relaykit.verify.harness.debroot import systemd_root
 from relaykit.verify.harness.netns import client_link
 from relaykit.verify.harness.testbed import TEST_USER, new_password, sink
@@ -64,28 +65,22 @@ find / -xdev \( """ + " -o ".join(f"-path {p}" for p in RUNTIME_PATHS) + r""" \)
 
 @dataclass
 class Steps:
-    """The pass/fail table verify_deb prints."""
+    """The steps of a package verification: one CheckResult each, logged as they pass."""
 
     log: Log
-    rows: list[tuple[str, bool, str, float]] = field(default_factory=list)
+    rows: list[CheckResult] = field(default_factory=list)
 
     def add(self, name: str, ok: bool, detail: str = "", seconds: float = 0.0) -> bool:
-        self.rows.append((name, ok, detail, seconds))
+        self.rows.append(CheckResult(name, "package", ok, f"{detail} ({seconds:.1f} s)"))
         self.log(f"{'PASS' if ok else 'FAIL'}  {name}  {detail}")
         return ok
 
     @property
     def ok(self) -> bool:
-        return all(ok for _, ok, _, _ in self.rows)
+        return all(r.ok for r in self.rows)
 
     def table(self) -> str:
-        width = max((len(r[0]) for r in self.rows), default=4)
-        lines = [f"{'RESULT':6}  {'STEP':{width}}  {'TIME':>6}  DETAIL"]
-        lines += [f"{'PASS' if ok else 'FAIL':6}  {name:{width}}  {sec:5.1f}s  {detail}"
-                  for name, ok, detail, sec in self.rows]
-        passed = sum(1 for r in self.rows if r[1])
-        lines.append(f"{passed} passed, {len(self.rows) - passed} failed")
-        return "\n".join(lines)
+        return format_table(self.rows)
 
 
 @dataclass(frozen=True)
@@ -226,8 +221,7 @@ SMARTHOST = "127.0.0.1:2587"
 def _smarthost(box: Box, p: Profile, work: Path) -> str:
     """As docs/deb.md tells the admin: sasl_passwd keyed like the relayhost, postmap,
     relayhost; then local mail must reach a smarthost that demands STARTTLS + AUTH."""
-    from relaykit.verify.harness.testbed import self_signed, write_secret
-    from relaykit.verify.image import submit_and_expect
+    from relaykit.verify.harness.testbed import self_signed, submit_and_expect, write_secret
 
     host, port = SMARTHOST.rsplit(":", 1)
     relayhost, user, pw = f"[{host}]:{port}", "satellite", new_password()
@@ -257,37 +251,15 @@ SMARTHOST_NAME = "smarthost.deb-test.example"  # in the root's /etc/hosts only
 TEST_CA = "/usr/local/share/ca-certificates/relaykit-test-ca.crt"
 
 
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
-def test_ca(directory: Path, name: str) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a server certificate it issued for name (DNS SAN)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    ca, ca_key = directory / "ca.crt", directory / "ca.key"
-    leaf, key, csr = directory / "leaf.crt", directory / "leaf.key", directory / "leaf.csr"
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-             "/CN=relaykit deb test CA", "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign", "-keyout", str(ca_key), "-out", str(ca))
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout",
-             str(key), "-out", str(csr))
-    ext = directory / "leaf.ext"
-    ext.write_text(f"subjectAltName=DNS:{name}\nextendedKeyUsage=serverAuth\n")
-    _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
-             "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(leaf))
-    return ca, leaf, key
-
-
 def _smarthost_verified(box: Box, p: Profile, work: Path) -> str:
     """docs/deb.md's recipe: the smarthost's CA in the system store, level `secure`.
     The real smarthost (certificate from that CA, for its name) gets the mail; an
     impostor on the same address (self-signed, same name) gets neither mail nor AUTH."""
-    from relaykit.verify.harness.testbed import self_signed, write_secret
-    from relaykit.verify.image import submit_and_expect
+    from relaykit.verify.harness.testbed import self_signed, submit_and_expect, write_secret
 
     port = SMARTHOST.rsplit(":", 1)[1]
     relayhost, user, pw = f"[{SMARTHOST_NAME}]:{port}", "satellite", new_password()
-    ca, leaf, key = test_ca(work / "ca", SMARTHOST_NAME)
+    ca, leaf, key = testbed.issue_test_ca(work / "ca", SMARTHOST_NAME)
     impostor = self_signed(work, SMARTHOST_NAME, "impostor")[:2]
     pw_file = work / "verified.pw"
     write_secret(pw_file, pw)
@@ -376,10 +348,10 @@ def _compare(before: str, after: str) -> str:
 
 def verify_deb(profile: Profile, deb_path: Path, *, log: Log, upgrade_to: Path | None = None,
                cache_dir: Path | None = None, mirror: str | None = None,
-               keep: bool = False) -> bool:
+               keep: bool = False) -> tuple[bool, str]:
     """install -> services -> user -> SMTP suite -> [upgrade] -> remove -> purge -> diff.
 
-    Prints a pass/fail table; True when every step passed."""
+    Returns (every step passed, the result table), as the image verifier does."""
     from relaykit.oci import default_cache_dir
 
     steps = Steps(log)
@@ -388,8 +360,7 @@ def verify_deb(profile: Profile, deb_path: Path, *, log: Log, upgrade_to: Path |
         mirror=mirror or profile.base.mirror, extra_packages=profile.base.extra_packages,
         log=log))
     if not steps.add(f"root {profile.base.suite}", ok, detail, sec):
-        print(steps.table())
-        return False
+        return False, steps.table()
     image = detail
     password = new_password()
     with tempfile.TemporaryDirectory(prefix="rk-debverify-") as tmp:
@@ -399,8 +370,7 @@ def verify_deb(profile: Profile, deb_path: Path, *, log: Log, upgrade_to: Path |
         with booted(image, work / "resolv.conf", keep=keep) as box:
             steps.add("boot systemd", True, box.name, time.monotonic() - start)
             _run_steps(steps, box, profile, deb_path, upgrade_to, password, work)
-    print(steps.table())
-    return steps.ok
+    return steps.ok, steps.table()
 
 
 def _run_steps(steps: Steps, box: Box, p: Profile, deb: Path, new: Path | None,

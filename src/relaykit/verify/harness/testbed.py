@@ -3,6 +3,7 @@ never reused, never printed."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import subprocess
@@ -13,7 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from relaykit.errors import RelaykitError
-from relaykit.verify.model import pem_sha256
+from relaykit.profile.model import Profile
+from relaykit.verify.model import CheckResult, pem_sha256
 
 TEST_USER = "rk-tester"
 
@@ -88,3 +90,72 @@ def _wait_listening(runner: Sequence[str], listen: str, proc: subprocess.Popen[b
             return
         time.sleep(0.1)
     raise RelaykitError(f"test sink on {listen} did not start")
+
+
+# --- shared by the image and package verifiers -------------------------------------
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def issue_test_ca(directory: Path, name: str) -> tuple[Path, Path, Path]:
+    """(CA certificate, leaf certificate, leaf key): a throwaway CA and a server
+    certificate it issued for `name` (an IP address gets an IP SAN: OpenSSL checks
+    that for an IP-literal next hop)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = directory / "ca.crt", directory / "ca.key"
+    leaf, key, csr = directory / "leaf.crt", directory / "leaf.key", directory / "leaf.csr"
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+             "/CN=relaykit test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign", "-keyout", str(ca_key), "-out",
+             str(ca))
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout",
+             str(key), "-out", str(csr))
+    ext = directory / "leaf.ext"
+    # Postfix compares the name as text (DNS SAN), OpenSSL the address (IP SAN).
+    san = f"DNS:{name},IP:{name}" if _is_ip(name) else f"DNS:{name}"
+    ext.write_text(f"subjectAltName={san}\nextendedKeyUsage=serverAuth\n")
+    _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+             "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(leaf))
+    key.chmod(0o644)
+    return ca, leaf, key
+
+
+SUBMIT = """\
+import smtplib, sys
+from email.message import EmailMessage
+m = EmailMessage(); m["From"] = sys.argv[2]; m["To"] = "someone@foreign.example"
+m["Subject"] = "relaykit " + sys.argv[3]; m["Message-ID"] = "<" + sys.argv[3] + "@relaykit>"
+m.set_content("token " + sys.argv[3])
+with smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=20) as s:
+    s.send_message(m)
+"""
+
+
+def submit_and_expect(runner: list[str], port: int, maildir: Path, p: Profile,
+                      timeout: float = 60.0) -> CheckResult:
+    token = new_password().replace("-", "x")
+    sender = f"app@{p.postfix.myhostname}"
+    proc = subprocess.run([*runner, "python3", "-c", SUBMIT, str(port), sender, token],
+                          capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        return CheckResult("local mail reaches the smarthost", "smtp", False,
+                           f"submission failed: {tail}")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in maildir.glob("*"):
+            if token in path.read_text(errors="replace"):
+                return CheckResult("local mail reaches the smarthost", "smtp", True,
+                                   "arrived after STARTTLS + AUTH")
+        time.sleep(0.5)
+    return CheckResult("local mail reaches the smarthost", "smtp", False,
+                       f"not in the smarthost's sink after {timeout:.0f} s")

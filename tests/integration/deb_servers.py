@@ -462,13 +462,12 @@ def admin_adopted(box: Box, debs: Debs, password: str, suite: str) -> str:
 # --- the run ----------------------------------------------------------------------------------
 
 def verify_servers(suite: str, debs: Debs, *, cache_dir: Path, log: Log,
-                   mirror: str | None = None) -> bool:
+                   mirror: str | None = None) -> tuple[bool, str]:
     steps = Steps(log)
     ok, image, sec = _timed(lambda: systemd_root(suite, cache_dir=cache_dir, mirror=mirror,
                                                  log=log))
     if not steps.add(f"root {suite}", ok, image, sec):
-        print(steps.table())
-        return False
+        return False, steps.table()
     password, admin_password = new_password(), new_password()
     with tempfile.TemporaryDirectory(prefix="rk-debservers-") as tmp:
         work = Path(tmp)
@@ -507,5 +506,4 @@ def verify_servers(suite: str, debs: Debs, *, cache_dir: Path, log: Log,
                      lambda: admin_refused(box, debs, admin_password))
                 step("over the admin's setup: adopted",
                      lambda: admin_adopted(box, debs, admin_password, suite))
-    print(steps.table())
-    return steps.ok
+    return steps.ok, steps.table()
