@@ -252,6 +252,18 @@ def _network(cidr: str) -> Network:
     return net
 
 
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+def _loopback_part(net: Network) -> int:
+    """How many of net's addresses are loopback (nets are collapsed: whole or none)."""
+    total = 0
+    for lo in LOOPBACK:
+        if lo.version == net.version and lo.overlaps(net):
+            total += min(lo.num_addresses, net.num_addresses)
+    return total
+
+
 @check
 def mynetworks_narrow(ctx: Ctx) -> Iterator[Finding]:
     nets: list[tuple[int, Network]] = []
@@ -271,7 +283,8 @@ def mynetworks_narrow(ctx: Ctx) -> Iterator[Finding]:
     for version, limit, size in ((4, MAX_TRUSTED_V4, "/8"), (6, MAX_TRUSTED_V6, "/32")):
         mine = [(i, n) for i, n in nets if n.version == version]
         union = ipaddress.collapse_addresses(n for _, n in mine)  # type: ignore[type-var]
-        total = sum(n.num_addresses for n in union)
+        # Loopback is the relay itself: nobody outside can send from it.
+        total = sum(n.num_addresses - _loopback_part(n) for n in union)
         if total > limit:
             where: PathKey = ("postfix", "mynetworks")
             if len(mine) == 1:
