@@ -394,9 +394,9 @@ def render_map(entries: tuple[Setting, ...], p: Profile) -> str:
     for k, v in entries:
         if not k or k != k.split(None, 1)[0] or not v.strip() or v != v.strip():
             raise RelaykitError(f"refusing to render map entry {k!r}: {v!r}")
-    body = "".join(f"{k}\t{v}\n" for k, v in entries)
-    if CONTROL.search(body.replace("\t", " ").replace("\n", " ")):
+    if CONTROL.search(" ".join(f"{k} {v}" for k, v in entries)):
         raise RelaykitError("refusing to render a control character in a map")
+    body = "".join(f"{k}\t{v}\n" for k, v in entries)
     return HEADER.format(name=p.name, version=p.version) + body
 
 
