@@ -234,6 +234,10 @@ def test_main_cf_cannot_weaken_what_relaykit_writes(tmp_path: Path, key: str,
     ("postfix:\n  inet_interfaces: ['all, 192.0.2.1']\n", ".postfix.inet_interfaces[0]"),
     ("sasl:\n  realm: 'a b'\n", ".sasl.realm"),
     ("outbound:\n  credentials_key: 'x y'\n", ".outbound.credentials_key"),
+    ("outbound:\n  relayhost: '[$mynetworks]:25'\n", ".outbound.relayhost"),
+    ("outbound:\n  relayhost: '[a,b]'\n", ".outbound.relayhost"),
+    ("restrictions:\n  relay: ['check_client_access " + "x" * 400 + "']\n",
+     ".restrictions.relay[0]"),
 ])
 def test_free_text_has_a_grammar(tmp_path: Path, override: str, path: str) -> None:
     found = diagnostics(tmp_path, BASE + override)

@@ -323,6 +323,7 @@ TRIGGERS: dict[str, str] = {
                           "  tls_level: encrypt\n  tls_security_options: [noanonymous,"
                           " noplaintext]\n",
     "outbound-wrapper": "outbound:\n  relayhost: '[a.example]:465'\n",
+    "relayhost-port": "outbound:\n  relayhost: '[a.example]:99999'\n",
     "parameter-value": "postfix:\n  main_cf: {smtpd_timeout: 30}\n",
     "managed-parameter": "postfix:\n  main_cf: {mynetworks: 0.0.0.0/0}\n",
     "obsolete-parameter": "postfix:\n  main_cf: {smtpd_use_tls: true}\n",

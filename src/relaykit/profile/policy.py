@@ -27,8 +27,8 @@ from relaykit.profile.model import (
     PLAINTEXT_MECHANISMS,
     OutboundTls,
     TlsMode,
-    relayhost_port,
 )
+from relaykit.profile.model import relayhost_port as relayhost_port_of
 from relaykit.profile.restrictions import (
     MAP_DIR,
     Answer,
@@ -465,11 +465,22 @@ def outbound_credentials(ctx: Ctx) -> Iterator[Finding]:
 
 
 @check
+def relayhost_port(ctx: Ctx) -> Iterator[Finding]:
+    out = ctx.doc["outbound"]
+    for key in ("relayhost", "credentials_key"):
+        port = relayhost_port_of(out[key])
+        if port is not None and not 1 <= port <= 65535:
+            yield error(("outbound", key), f"port {port} is not a TCP port",
+                        "use a port from 1 to 65535, e.g. [smtp.example.net]:587",
+                        "relayhost-port")
+
+
+@check
 def outbound_wrappermode(ctx: Ctx) -> Iterator[Finding]:
     """Port 465 speaks TLS from the first byte: Postfix needs smtp_tls_wrappermode and
     a mandatory TLS level, or it sends nothing (it logs a warning and defers)."""
     out = ctx.doc["outbound"]
-    if relayhost_port(out["relayhost"]) == 465 and not OutboundTls(out["tls_level"]).encrypts:
+    if relayhost_port_of(out["relayhost"]) == 465 and not OutboundTls(out["tls_level"]).encrypts:
         yield error(("outbound", "tls_level"), f"relayhost {out['relayhost']!r} is port 465 "
                     f"(implicit TLS) but tls_level is {out['tls_level']!r}: Postfix needs "
                     "encrypt or stricter in wrapper mode", "use tls_level: encrypt",
