@@ -338,6 +338,7 @@ TRIGGERS: dict[str, str] = {
                       " reject_unauth_destination, check_policy_service"
                       " inet:127.0.0.1:10023]\n",
     "tls-pair": "tls:\n  cert_file: /run/secrets/c\n",
+    "secret-file": "sasl:\n  users_file: /run/secrets/sasl-passwd\n",
     "control-character": "restrictions:\n  recipient: [check_helo_access hash:/etc/postfix/h]\n"
                          "  maps:\n    h: {entries: {a: \"REJECT a\\tb\"}}\n",
     "unknown-restriction": "restrictions:\n  sender: [reject_unknown_sendre_domain]\n",

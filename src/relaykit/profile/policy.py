@@ -575,6 +575,37 @@ def tls_pair(ctx: Ctx) -> Iterator[Finding]:
                     "tls-pair")
 
 
+# Files relaykit itself writes under its own directory: never a secret's source.
+RENDERED_FILES = frozenset({"/etc/relaykit/relaykit.conf"})
+
+
+@check
+def secret_files_distinct(ctx: Ctx) -> Iterator[Finding]:
+    """Each runtime file has one role: users, smarthost credentials, certificate, key.
+    A file read for two roles (or one relaykit writes) hands one role's content to the
+    other, e.g. credentials or a config file read as logins."""
+    doc = ctx.doc
+    roles: list[tuple[PathKey, str | None]] = [
+        (("sasl", "users_file"), (doc.get("sasl") or {}).get("users_file")),
+        (("outbound", "credentials_file"), doc["outbound"]["credentials_file"]),
+        (("tls", "cert_file"), doc["tls"]["cert_file"]),
+        (("tls", "key_file"), doc["tls"]["key_file"]),
+    ]
+    seen: dict[str, PathKey] = {}
+    for path, value in roles:
+        if value is None:
+            continue
+        if value in RENDERED_FILES:
+            yield error(path, f"{value} is written by relaykit, not a source of secrets",
+                        "name a file under /run/secrets/ (image) or /etc/relaykit/ "
+                        "(package) of its own", "secret-file")
+        elif value in seen:
+            yield error(path, f"{value} is already .{'.'.join(map(str, seen[value]))}: one "
+                        "file would serve two roles", "give each secret its own file",
+                        "secret-file")
+        seen.setdefault(value, path)
+
+
 # --- text that reaches Postfix's files verbatim ----------------------------------------
 
 def _strings(node: Any, path: PathKey) -> Iterator[tuple[PathKey, str]]:
