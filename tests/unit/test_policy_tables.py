@@ -331,6 +331,8 @@ TRIGGERS: dict[str, str] = {
     "map-missing": "restrictions:\n  recipient: [check_helo_access hash:/etc/postfix/h]\n",
     "map-type": "restrictions:\n  recipient: [check_helo_access texthash:/etc/postfix/h]\n"
                 "  maps:\n    h: {entries: {a: REJECT}}\n",
+    "map-name": "restrictions:\n  recipient: [check_helo_access hash:/etc/postfix/sasl_passwd]\n"
+                "  maps:\n    sasl_passwd: {entries: {'[smtp.example.net]:587': 'a:b'}}\n",
     "map-unused": "restrictions:\n  maps:\n    h: {entries: {a: REJECT}}\n",
     "map-answer": "restrictions:\n  recipient: [check_helo_access hash:/etc/postfix/h]\n"
                   "  maps:\n    h: {entries: {a: '200 ok'}}\n",
@@ -362,6 +364,13 @@ def _codes_in_source() -> set[str]:
 
 def test_every_code_has_a_trigger() -> None:
     assert set(TRIGGERS) == _codes_in_source()
+
+
+@pytest.mark.parametrize("name", sorted(policy.RESERVED_MAP_NAMES))
+def test_every_reserved_map_name_is_refused(tmp_path: Path, name: str) -> None:
+    text = BASE + (f"restrictions:\n  recipient: [check_helo_access hash:/etc/postfix/{name}]\n"
+                   f"  maps:\n    {name}: {{entries: {{a: REJECT}}}}\n")
+    assert "map-name" in codes(tmp_path, text)
 
 
 @pytest.mark.parametrize("code", sorted(TRIGGERS))

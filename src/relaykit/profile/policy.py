@@ -541,6 +541,20 @@ def maps_declared(ctx: Ctx) -> Iterator[Finding]:
                           f"reference it as hash:{MAP_DIR}{name}, or remove it", "map-unused")
 
 
+# Names under /etc/postfix that relaykit or Debian's postfix already use.
+RESERVED_MAP_NAMES = frozenset({"sasl", "sasl_passwd", "post-install", "postfix-files",
+                                "postfix-script", "main", "master", "dynamicmaps"})
+
+
+@check
+def map_names_free(ctx: Ctx) -> Iterator[Finding]:
+    for name in ctx.doc["restrictions"]["maps"]:
+        if name in RESERVED_MAP_NAMES:
+            yield error(("restrictions", "maps", name), f"{MAP_DIR}{name} is already used "
+                        "by relaykit or Postfix: the map would replace it",
+                        "give the map another name", "map-name")
+
+
 @check
 def static_answers(ctx: Ctx) -> Iterator[Finding]:
     for rl in ctx.lists.values():
