@@ -349,7 +349,7 @@ LEGITIMATE = {
         " address: '2001:db8::25'}\n"),
     "main-cf-allowed": BASE + (
         "postfix:\n  main_cf: {smtpd_banner: '$myhostname ESMTP relay', smtpd_timeout: 30s,"
-        " smtpd_client_connection_rate_limit: 30, smtputf8_enable: false,"
+        " smtpd_soft_error_limit: 10, smtputf8_enable: false,"
         " notify_classes: 'resource, software', maximal_queue_lifetime: 2d}\n"),
     "policy-after-relay-decision": BASE + (
         "restrictions:\n  recipient: [permit_sasl_authenticated, reject_unauth_destination,"
