@@ -19,7 +19,7 @@ from relaykit import commands
 from relaykit.chart.render import chart_version, port_name
 from relaykit.errors import RelaykitError
 from relaykit.oci.from_profile import HEALTHCHECK
-from relaykit.profile.model import Listener
+from relaykit.profile.model import Listener, TlsMode
 from relaykit.stack.deployment import CAPABILITIES
 
 from ..conftest import ROOT
@@ -231,5 +231,5 @@ def test_chart_versions_are_semver() -> None:
 
 
 def test_port_names_fit_kubernetes() -> None:
-    long = Listener("submission-internal", 10587, None, "starttls", True, None, None)
+    long = Listener("submission-internal", 10587, None, TlsMode("starttls"), True, None, None)
     assert port_name(long) == "smtp-10587"

@@ -211,15 +211,15 @@ def test_satellite_cannot_be_scaled(build_dir: Path) -> None:
 @pytest.mark.parametrize("fmt", ["stack", "helm"])
 def test_a_fixed_certificate_path_is_refused(tmp_path: Path, build_dir: Path, fmt: str
                                              ) -> None:
-    ref = profile(tmp_path, "name: t\ntls: {cert_file: /etc/ssl/relay.pem, "
-                  "key_file: /etc/ssl/relay.key}\n")
+    ref = profile(tmp_path, "name: t\ntls: {cert_file: /etc/relaykit/tls/relay.pem, "
+                  "key_file: /etc/relaykit/tls/relay.key}\n")
     [diag] = refused(ref, fmt).diagnostics
     assert (diag.code, diag.path) == ("secret-path", ".tls.cert_file")
 
 
 def test_secrets_outside_run_secrets_are_refused(tmp_path: Path, build_dir: Path) -> None:
     ref = profile(tmp_path, "name: s\nsasl:\n  backend: saslauthd\n  mechanisms: [PLAIN]\n"
-                  "  users_file: /etc/relay/users\n")
+                  "  users_file: /etc/relaykit/users\n")
     err = refused(ref, "helm")
     [diag] = err.diagnostics
     assert (diag.code, diag.line, diag.path) == ("secret-path", 6, ".sasl.users_file")
@@ -273,10 +273,10 @@ def test_runtime_secrets_follow_the_profile() -> None:
 
 def test_registered_in_policy_validate_refuses_and_build_does_not_repeat(
         tmp_path: Path, build_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """How the lead registers it: policy.check(declared_deployment_findings)."""
+    """policy runs declared_deployment_findings (registered once)."""
     from relaykit.profile import policy
 
-    monkeypatch.setattr(policy, "CHECKS", [*policy.CHECKS, declared_deployment_findings])
+    assert policy.CHECKS.count(declared_deployment_findings) == 1
     bad = profile(tmp_path, "name: v\npostfix:\n  mynetworks: [10.0.0.0/8]\n"
                   "outputs: {helm: {service_type: LoadBalancer}}\n")
     with pytest.raises(ProfileError) as info:

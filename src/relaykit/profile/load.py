@@ -55,6 +55,9 @@ def locate(ref: str, relative_to: Path | None = None) -> Path:
     """A shipped profile name, or a path (relative to the including file, else cwd)."""
     if not ref:
         raise RelaykitError("no profile given", hint="--profile roaming, or --profile FILE.yaml")
+    if len(ref) > 4096:
+        raise RelaykitError("profile path longer than 4096 characters",
+                            hint="give a path to a .yaml file")
     looks_like_path = "/" in ref or ref.endswith((".yaml", ".yml"))
     if not looks_like_path:
         shipped = profiles_dir() / f"{ref}.yaml"
@@ -66,7 +69,12 @@ def locate(ref: str, relative_to: Path | None = None) -> Path:
     path = Path(ref)
     if not path.is_absolute() and relative_to is not None:
         path = relative_to.parent / path
-    if not path.is_file():
+    try:
+        is_file = path.is_file()
+    except (OSError, ValueError) as exc:  # a name too long, a loop of links...
+        raise RelaykitError(f"cannot use {ref[:80]!r} as a profile path: {exc}",
+                            hint="give a shorter path to a .yaml file") from None
+    if not is_file:
         hint = "check the path, or use a shipped profile name"
         if "/" not in ref and (profiles_dir() / ref).is_file():
             hint = f"a shipped profile is named without .yaml: {Path(ref).stem}"
@@ -89,9 +97,10 @@ def check(located: Located) -> list[Diagnostic]:
     """Defaults, schema, then policy: all findings at once."""
     apply_defaults(load_schema(), located.data)
     found = schema_diagnostics(located)
-    # Policy runs on schema-invalid documents too (each check skips data it cannot read),
-    # so one run reports every problem.
-    found += [_pin(located, f) for f in policy.run(located.data)]
+    # Policy judges only schema-valid documents, so a check never meets data it cannot
+    # read, and one that fails is a bug that crashes loudly instead of passing.
+    if not found:
+        found = [_pin(located, f) for f in policy.run(located.data)]
     return sorted(found, key=lambda d: (d.level is Level.WARNING, d.file, d.line, d.path))
 
 
@@ -99,6 +108,7 @@ def check(located: Located) -> list[Diagnostic]:
 
 def resolve_extends(path: Path, chain: tuple[Path, ...]) -> Located:
     display = _display(path)
+    _within_size_budget(path, chain, display)
     try:
         doc = yamlsrc.load(path, display)
     except yamlsrc.YamlSyntaxError as exc:
@@ -111,6 +121,20 @@ def resolve_extends(path: Path, chain: tuple[Path, ...]) -> Located:
     if parent_ref is None:
         return doc
     return _merge_parent(doc, parent_ref, path, chain)
+
+
+def _within_size_budget(path: Path, chain: tuple[Path, ...], display: str) -> None:
+    """A profile and everything it extends share the loader's size limit: eight 1 MB
+    files must not add up to what one file may not be."""
+    try:
+        total = sum(p.stat().st_size for p in (*chain, path))
+    except OSError:
+        return  # unreadable: yamlsrc.load says so, with the file's name
+    if total > yamlsrc.MAX_BYTES:
+        raise ProfileError([_diag(display, 1, (), "this profile and the profiles extending "
+                                  f"it are larger than {yamlsrc.MAX_BYTES} bytes together",
+                                  "a profile and its extends: chain hold a few screens of "
+                                  "YAML; move big maps into one file", "yaml")])
 
 
 def _merge_parent(doc: Located, ref: Any, path: Path, chain: tuple[Path, ...]) -> Located:
@@ -135,7 +159,7 @@ def _merge_parent(doc: Located, ref: Any, path: Path, chain: tuple[Path, ...]) -
                                   "flatten the chain: a profile and its overrides suffice",
                                   "extends")])
     parent = resolve_extends(parent_path, (*chain, path.resolve()))
-    merged = deep_merge(parent.data, doc.data)
+    merged = _merge_owned(parent.data, doc.data)
     locs = {**parent.locs, **{k: v for k, v in doc.locs.items() if k != ("extends",)}}
     return Located(merged, locs, doc.file)
 
@@ -148,6 +172,16 @@ def deep_merge(base: Any, override: Any) -> Any:
             out[key] = deep_merge(base[key], value) if key in base else copy.deepcopy(value)
         return out
     return copy.deepcopy(override)
+
+
+def _merge_owned(base: Any, override: Any) -> Any:
+    """deep_merge without copies, for two documents just loaded and owned by nobody else
+    (big access maps are benchmarked: copying them costs a tenth of a second)."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        for key, value in override.items():
+            base[key] = _merge_owned(base[key], value) if key in base else value
+        return base
+    return override
 
 
 def _display(path: Path) -> str:
