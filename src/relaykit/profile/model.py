@@ -103,8 +103,12 @@ class PostfixIdentity:
     main_cf: tuple[tuple[str, str], ...]  # allowlisted, values in their canonical form
 
     @property
-    def mailbox_size_limit(self) -> int:
-        return max(DEFAULT_MAILBOX_SIZE_LIMIT, self.message_size_limit)
+    def mailbox_size_limit(self) -> int | None:
+        """The mailbox_size_limit to write: only when Postfix's default is below the
+        message size limit (otherwise the admin's value, e.g. Debian's 0, stays)."""
+        if self.message_size_limit <= DEFAULT_MAILBOX_SIZE_LIMIT:
+            return None
+        return self.message_size_limit
 
 
 @dataclass(frozen=True)

@@ -110,12 +110,13 @@ def main_settings(p: Profile) -> tuple[Setting, ...]:
         ("inet_protocols", pf.inet_protocols),
         ("relayhost", p.outbound.relayhost or ""),
         ("message_size_limit", str(pf.message_size_limit)),
-        ("mailbox_size_limit", str(pf.mailbox_size_limit)),
         ("biff", "no"),
         ("append_dot_mydomain", "no"),
         ("disable_vrfy_command", "yes"),
         ("smtpd_helo_required", _yn(p.restrictions.helo_required)),
     ]
+    if pf.mailbox_size_limit is not None:  # local(8) refuses a message above it
+        out.append(("mailbox_size_limit", str(pf.mailbox_size_limit)))
     out += _tls_server(p) + _tls_client(p) + _sasl_server(p) + _sasl_client(p)
     out += _restrictions(p)
     out += abuse.main_settings(p)
