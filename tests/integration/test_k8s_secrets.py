@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,7 @@ def pod(r: Relay, tag: str) -> Iterator[oci_verify.Running]:
     resolv = r.work / "resolv.conf"
     resolv.write_text("nameserver 127.0.0.1\n")  # nothing resolves, nothing leaks
     pod = r.pod
+    started = time.monotonic()
     container = r.client.containers.run(
         pod.image, detach=True, name=f"rk-scl-k8s-{tag}-{os.getpid()}", network_mode="none",
         cap_drop=list(pod.cap_drop), cap_add=list(pod.cap_add),
@@ -158,7 +160,7 @@ def pod(r: Relay, tag: str) -> Iterator[oci_verify.Running]:
     try:
         container.reload()
         yield oci_verify.Running(container, int(container.attrs["State"]["Pid"]),
-                                 r.secrets, r.work)
+                                 r.secrets, r.work, started)
     finally:
         with contextlib.suppress(Exception):
             container.remove(force=True)
