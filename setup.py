@@ -1,4 +1,5 @@
-"""Build hook: a wheel carries the clone's schema/, profiles/ and rootfs/ as relaykit/_data.
+"""Build hook: a wheel carries the clone's schema/, profiles/, rootfs/ and locks/ as
+relaykit/_data.
 
 The repository keeps those directories at its top, where they are edited; everything
 else about the package is in pyproject.toml.  relaykit.paths.data_dir() finds the copy

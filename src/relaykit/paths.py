@@ -14,7 +14,7 @@ from pathlib import Path
 from relaykit.errors import RelaykitError
 
 # The top-level directories a wheel must carry (setup.py reads this list).
-DATA_DIRS = ("schema", "profiles", "rootfs")
+DATA_DIRS = ("schema", "profiles", "rootfs", "locks")
 DATA_PACKAGE_DIR = "_data"  # relaykit/_data/ inside an installed package
 _MARKER = Path("schema") / "profile.schema.json"
 
@@ -37,7 +37,8 @@ def checkout() -> Path | None:
 
 
 def data_dir() -> Path:
-    """The directory holding schema/, profiles/ and rootfs/: the clone, else the wheel's."""
+    """The directory holding schema/, profiles/, rootfs/ and locks/: the clone, else the
+    wheel's."""
     root = checkout()
     if root is not None:
         return root
@@ -71,9 +72,10 @@ def static_rootfs_dir() -> Path:
 
 
 def locks_dir() -> Path:
-    """The committed package locks, one per suite and architecture (RELAYKIT_LOCKS_DIR)."""
+    """The committed package locks, one per suite and architecture (RELAYKIT_LOCKS_DIR);
+    an installed relaykit carries the ones it was built with."""
     env = os.environ.get("RELAYKIT_LOCKS_DIR")
-    return Path(env) if env else project_root() / "locks"
+    return Path(env) if env else data_dir() / "locks"
 
 
 def build_dir() -> Path:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from relaykit import commands
-from relaykit.paths import cache_dir
+from relaykit.paths import DATA_DIRS, cache_dir
 
 from ..conftest import ROOT
 
@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # What a wheel build needs from the clone (a source tree without tests, docs, .git).
 SOURCE_FILES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md")
-SOURCE_DIRS = ("src", "schema", "profiles", "rootfs")
+SOURCE_DIRS = ("src", *DATA_DIRS)  # what setup.py copies into the wheel, and the code
 # Same inputs on both sides, so both builds must give the same digest.
 PINNED_INPUTS = {"SOURCE_DATE_EPOCH": "1764000000", "RELAYKIT_REVISION": "rk-cli-wheel-test"}
 
