@@ -59,6 +59,14 @@ postfix:
   main_cf: {{smtpd_peername_lookup: "no"}}
 outbound:
   relayhost: "[127.0.0.1]:2525"
+# One test client submits 80 messages within a minute (kill under load): the per-client
+# limits of the abuse section would answer 4xx long before.
+abuse:
+  auth_rate: 1000
+  connection_rate: 10000
+  connection_count: 100
+  message_rate: 100000
+  recipient_rate: 100000
 outputs:
   oci: {{name: rk-scl/relay, tags: ["{tag}"]}}
   stack:
@@ -132,11 +140,12 @@ SUBMIT = """\
 import smtplib, ssl, sys
 host, port, user, pw_file, token = sys.argv[1:6]
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-msg = ("From: <app@relay.example.org>\\r\\nTo: <someone@foreign.example>\\r\\n"
+sender = user + "@example.org"  # the login's own address: sender binding
+msg = (f"From: <{sender}>\\r\\nTo: <someone@foreign.example>\\r\\n"
        f"Subject: relaykit {token}\\r\\nMessage-ID: <{token}@relaykit>\\r\\n\\r\\n{token}\\r\\n")
 with smtplib.SMTP_SSL(host, int(port), context=ctx, timeout=20) as s:
     s.login(user, open(pw_file).read())
-    s.sendmail("app@relay.example.org", ["someone@foreign.example"], msg)
+    s.sendmail(sender, ["someone@foreign.example"], msg)
 """
 
 
@@ -272,15 +281,16 @@ LOAD = """\
 import smtplib, ssl, sys, time
 host, port, user, pw_file, prefix, count = sys.argv[1:7]
 password = open(pw_file).read()
+sender = user + "@example.org"  # the login's own address: sender binding
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
 for i in range(int(count)):
     token = f"{prefix}n{i:03d}"
-    msg = ("From: <app@relay.example.org>\\r\\nTo: <someone@foreign.example>\\r\\n"
+    msg = (f"From: <{sender}>\\r\\nTo: <someone@foreign.example>\\r\\n"
            f"Subject: load {token}\\r\\n\\r\\n{token}\\r\\n")
     try:
         with smtplib.SMTP_SSL(host, int(port), context=ctx, timeout=10) as s:
             s.login(user, password)
-            s.sendmail("app@relay.example.org", ["someone@foreign.example"], msg)
+            s.sendmail(sender, ["someone@foreign.example"], msg)
         print("ACCEPTED", token, flush=True)   # after the 250 to DATA: Postfix owns it
     except Exception as exc:
         print("FAILED", token, type(exc).__name__, flush=True)
