@@ -321,8 +321,7 @@ def _drop_entries(node: ast.List | ast.Tuple | ast.Set | ast.Dict, path: Path_,
         del new.elts[i]
         if isinstance(new, ast.Set) and not new.elts:
             continue  # `{}` would be a dict: a different fault
-        yield _Change(Operator.DROP_ENTRY, path, new, elt, before=ast.unparse(elt),
-                      after="<entry removed>")
+        yield _Change(Operator.DROP_ENTRY, path, new, elt, after="<entry removed>")
 
 
 def _node_at(tree: ast.AST, target: Path_) -> ast.AST:

@@ -509,8 +509,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds: running mutants and the baseline are killed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGTERM, _terminate)
     if args.list:
         for m in choose(collect(tuple(args.files or (*GATED, *REPORTED))),
                         load_equivalents(), args.sample, args.seed):
