@@ -89,9 +89,10 @@ def check(located: Located) -> list[Diagnostic]:
     """Defaults, schema, then policy: all findings at once."""
     apply_defaults(load_schema(), located.data)
     found = schema_diagnostics(located)
-    # Policy runs on schema-invalid documents too (each check skips data it cannot read),
-    # so one run reports every problem.
-    found += [_pin(located, f) for f in policy.run(located.data)]
+    # Policy judges only schema-valid documents, so a check never meets data it cannot
+    # read, and one that fails is a bug that crashes loudly instead of passing.
+    if not found:
+        found = [_pin(located, f) for f in policy.run(located.data)]
     return sorted(found, key=lambda d: (d.level is Level.WARNING, d.file, d.line, d.path))
 
 

@@ -7,10 +7,79 @@ already applied (the schema holds them), so nothing here re-validates.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
-TLS_MODES = ("none", "starttls", "starttls-required", "implicit")
+from relaykit.profile import parameters
+from relaykit.profile.restrictions import Restriction, parse
+
 PLAINTEXT_MECHANISMS = frozenset({"PLAIN", "LOGIN"})
+
+
+class TlsMode(StrEnum):
+    """A listener's TLS: what master.cf says for it."""
+
+    NONE = "none"
+    STARTTLS = "starttls"
+    STARTTLS_REQUIRED = "starttls-required"
+    IMPLICIT = "implicit"
+
+    @property
+    def security_level(self) -> str:
+        """smtpd_tls_security_level."""
+        return {"none": "none", "starttls": "may", "starttls-required": "encrypt",
+                "implicit": "encrypt"}[self.value]
+
+    @property
+    def wrappermode(self) -> bool:
+        """smtpd_tls_wrappermode: TLS from the first byte (RFC 8314)."""
+        return self is TlsMode.IMPLICIT
+
+    @property
+    def always_encrypted(self) -> bool:
+        """No SMTP command (AUTH included) is accepted outside TLS."""
+        return self in (TlsMode.STARTTLS_REQUIRED, TlsMode.IMPLICIT)
+
+
+TLS_MODES = tuple(m.value for m in TlsMode)
+
+
+class SaslBackend(StrEnum):
+    SASLAUTHD = "saslauthd"
+    AUXPROP = "auxprop"
+
+
+class OutboundTls(StrEnum):
+    """smtp_tls_security_level towards the next hop."""
+
+    NONE = "none"
+    MAY = "may"
+    ENCRYPT = "encrypt"
+    VERIFY = "verify"
+    SECURE = "secure"
+
+    @property
+    def encrypts(self) -> bool:
+        """TLS is mandatory: credentials never cross in clear."""
+        return self not in (OutboundTls.NONE, OutboundTls.MAY)
+
+
+class TlsProtocols(StrEnum):
+    """Floor TLS 1.2: smtpd_tls_protocols and friends, in Postfix >= 3.6 syntax."""
+
+    TLS12 = ">=TLSv1.2"
+    TLS13 = ">=TLSv1.3"
+
+
+class Ciphers(StrEnum):
+    HIGH = "high"
+    MEDIUM = "medium"
+
+
+# Never negotiated, on any listener or outbound: no authentication or no encryption.
+EXCLUDED_CIPHERS = ("aNULL", "eNULL", "EXPORT", "DES", "RC4", "MD5")
+# Postfix's default mailbox_size_limit; message_size_limit may not exceed it (local(8)).
+DEFAULT_MAILBOX_SIZE_LIMIT = 51_200_000
 
 
 @dataclass(frozen=True)
@@ -30,7 +99,11 @@ class PostfixIdentity:
     inet_interfaces: tuple[str, ...]
     inet_protocols: str
     message_size_limit: int
-    main_cf: tuple[tuple[str, str], ...]
+    main_cf: tuple[tuple[str, str], ...]  # allowlisted, values in their canonical form
+
+    @property
+    def mailbox_size_limit(self) -> int:
+        return max(DEFAULT_MAILBOX_SIZE_LIMIT, self.message_size_limit)
 
 
 @dataclass(frozen=True)
@@ -38,10 +111,10 @@ class Listener:
     name: str
     port: int
     address: str | None
-    tls: str
+    tls: TlsMode
     auth: bool
-    client_restrictions: tuple[str, ...] | None
-    relay_restrictions: tuple[str, ...] | None
+    client_restrictions: tuple[Restriction, ...] | None
+    relay_restrictions: tuple[Restriction, ...] | None
 
     @property
     def service(self) -> str:
@@ -54,7 +127,7 @@ class Listener:
 
 @dataclass(frozen=True)
 class Sasl:
-    backend: str  # "saslauthd" | "auxprop"
+    backend: SaslBackend
     realm: str
     mechanisms: tuple[str, ...]
     security_options: tuple[str, ...]
@@ -67,7 +140,7 @@ class Sasl:
     @property
     def needs_chroot_sasldb(self) -> bool:
         """auxprop mechanisms open sasldb from inside smtpd's chroot."""
-        return self.backend == "auxprop"
+        return self.backend is SaslBackend.AUXPROP
 
 
 @dataclass(frozen=True)
@@ -87,11 +160,11 @@ class AccessMap:
 
 @dataclass(frozen=True)
 class Restrictions:
-    client: tuple[str, ...] | None
-    helo: tuple[str, ...] | None
-    sender: tuple[str, ...] | None
-    relay: tuple[str, ...] | None
-    recipient: tuple[str, ...] | None
+    client: tuple[Restriction, ...] | None
+    helo: tuple[Restriction, ...] | None
+    sender: tuple[Restriction, ...] | None
+    relay: tuple[Restriction, ...] | None
+    recipient: tuple[Restriction, ...] | None
     helo_required: bool
     maps: tuple[AccessMap, ...]
 
@@ -102,9 +175,14 @@ class Outbound:
     sasl: bool
     credentials_file: str
     credentials_key: str | None
-    tls_level: str
+    tls_level: OutboundTls
     security_options: tuple[str, ...]
     tls_security_options: tuple[str, ...]
+
+    @property
+    def wrappermode(self) -> bool:
+        """smtp_tls_wrappermode: a smarthost on port 465 speaks TLS from the first byte."""
+        return relayhost_port(self.relayhost) == 465
 
 
 @dataclass(frozen=True)
@@ -112,8 +190,8 @@ class Tls:
     cert_file: str
     key_file: str
     managed: bool  # relaykit provides the pair (runtime secret or self-signed)
-    protocols: str
-    mandatory_ciphers: str
+    protocols: TlsProtocols
+    mandatory_ciphers: Ciphers
 
 
 @dataclass(frozen=True)
@@ -161,8 +239,18 @@ MANAGED_TLS_CERT = "/etc/relaykit/tls/tls.crt"
 MANAGED_TLS_KEY = "/etc/relaykit/tls/tls.key"
 
 
-def _tuple(value: Any) -> tuple[str, ...] | None:
-    return None if value is None else tuple(str(v) for v in value)
+def relayhost_port(relayhost: str | None) -> int | None:
+    """[host]:port, host:port -> port; None without a port (25, after MX lookup)."""
+    if not relayhost:
+        return None
+    rest = relayhost.rsplit("]", 1)[-1] if relayhost.startswith("[") else relayhost
+    _, sep, port = rest.rpartition(":")
+    return int(port) if sep and port.isdigit() else None
+
+
+def _parsed(value: Any) -> tuple[Restriction, ...] | None:
+    """Restriction items, parsed (policy refused every item that does not parse)."""
+    return None if value is None else tuple(parse(str(v)) for v in value)
 
 
 def build_profile(data: dict[str, Any], source_file: str) -> Profile:
@@ -190,7 +278,8 @@ def build_profile(data: dict[str, Any], source_file: str) -> Profile:
             inet_interfaces=tuple(pf["inet_interfaces"]),
             inet_protocols=pf["inet_protocols"],
             message_size_limit=pf["message_size_limit"],
-            main_cf=tuple((k, _cf_value(v)) for k, v in sorted(pf["main_cf"].items())),
+            main_cf=tuple((k, parameters.ALLOWED[k].parse(v))
+                          for k, v in sorted(pf["main_cf"].items())),
         ),
         listeners=tuple(_listener(item) for item in data["listeners"]),
         sasl=None if sasl is None else _sasl(sasl, pf["mydomain"]),
@@ -200,18 +289,12 @@ def build_profile(data: dict[str, Any], source_file: str) -> Profile:
             cert_file=tls["cert_file"] or MANAGED_TLS_CERT,
             key_file=tls["key_file"] or MANAGED_TLS_KEY,
             managed=tls["cert_file"] is None,
-            protocols=tls["protocols"],
-            mandatory_ciphers=tls["mandatory_ciphers"],
+            protocols=TlsProtocols(tls["protocols"]),
+            mandatory_ciphers=Ciphers(tls["mandatory_ciphers"]),
         ),
         oci=_oci(outputs.get("oci")),
         deb=_deb(outputs.get("deb")),
     )
-
-
-def _cf_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
 
 
 def _listener(item: dict[str, Any]) -> Listener:
@@ -219,16 +302,16 @@ def _listener(item: dict[str, Any]) -> Listener:
         name=item["name"],
         port=item["port"],
         address=item["address"],
-        tls=item["tls"],
+        tls=TlsMode(item["tls"]),
         auth=item["auth"],
-        client_restrictions=_tuple(item["client_restrictions"]),
-        relay_restrictions=_tuple(item["relay_restrictions"]),
+        client_restrictions=_parsed(item["client_restrictions"]),
+        relay_restrictions=_parsed(item["relay_restrictions"]),
     )
 
 
 def _sasl(sasl: dict[str, Any], mydomain: str) -> Sasl:
     return Sasl(
-        backend=sasl["backend"],
+        backend=SaslBackend(sasl["backend"]),
         realm=sasl["realm"] or mydomain,
         mechanisms=tuple(sasl["mechanisms"]),
         security_options=tuple(sasl["security_options"]),
@@ -246,11 +329,11 @@ def _restrictions(r: dict[str, Any]) -> Restrictions:
         for name, spec in sorted(r["maps"].items())
     )
     return Restrictions(
-        client=_tuple(r.get("client")),
-        helo=_tuple(r.get("helo")),
-        sender=_tuple(r.get("sender")),
-        relay=_tuple(r.get("relay")),
-        recipient=_tuple(r.get("recipient")),
+        client=_parsed(r.get("client")),
+        helo=_parsed(r.get("helo")),
+        sender=_parsed(r.get("sender")),
+        relay=_parsed(r.get("relay")),
+        recipient=_parsed(r.get("recipient")),
         helo_required=r["helo_required"],
         maps=maps,
     )
@@ -262,7 +345,7 @@ def _outbound(o: dict[str, Any]) -> Outbound:
         sasl=o["sasl"],
         credentials_file=o["credentials_file"],
         credentials_key=o["credentials_key"],
-        tls_level=o["tls_level"],
+        tls_level=OutboundTls(o["tls_level"]),
         security_options=tuple(o["security_options"]),
         tls_security_options=tuple(o["tls_security_options"]),
     )
@@ -281,8 +364,6 @@ def _deb(d: dict[str, Any] | None) -> DebOutput | None:
 
 # What relaykit renders when a profile leaves smtpd_relay_restrictions unset: Debian's
 # postinst writes defer_unauth_destination (a 4xx that makes spammers retry); we refuse.
-DEFAULT_RELAY_RESTRICTIONS = (
-    "permit_mynetworks",
-    "permit_sasl_authenticated",
-    "reject_unauth_destination",
-)
+DEFAULT_RELAY_RESTRICTIONS: tuple[Restriction, ...] = tuple(
+    parse(name) for name in
+    ("permit_mynetworks", "permit_sasl_authenticated", "reject_unauth_destination"))

@@ -1,19 +1,52 @@
-"""YAML loading that remembers where every value came from.
+"""The ONE YAML loader: safe, bounded, and remembering where every value came from.
 
-PyYAML's constructors drop source marks, so we compose the node graph ourselves and
-record, for every JSON path, the file and line that wrote it.  Errors downstream
-(schema, policy) are then reported as FILE:LINE: .path: message.
+PyYAML's constructors drop source marks and its composer trusts its input (recursion on
+deep nesting, exponential alias expansion, tags on collections silently ignored), so we
+build values ourselves from the parser's event stream (libyaml when available):
+
+- limits: file size, nesting depth, node count, alias expansion (an alias bomb is
+  refused by arithmetic on node counts, before anything is copied);
+- core-schema tags only: str, int, float, bool, null on scalars; no tag at all on a
+  mapping or sequence; anything else (``!!python/...``, ``!!binary``, ``!local``) is an
+  error;
+- NUL bytes, non-UTF-8 and non-printable characters are errors with their line;
+- an alias to a node that is still open (self reference) or never defined is an error.
+
+Every path is recorded with the file and line that wrote it, so errors downstream
+(schema, policy) are reported as FILE:LINE: .path: message.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+import datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 PathKey = tuple[str | int, ...]
+
+MAX_BYTES = 1_000_000
+MAX_DEPTH = 32
+MAX_NODES = 1_000_000  # a 1 MB file cannot hold more without aliases
+MAX_ALIAS_NODES = 10_000  # nodes an alias may copy, all aliases together
+MAX_KEY_LENGTH = 1_000
+
+_PARSER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+STR = "tag:yaml.org,2002:str"
+CORE_SCALAR_TAGS = frozenset({
+    STR, "tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+    # Resolved implicitly from plain scalars like 2026-11-27; the schema refuses them
+    # with a hint to quote the value.
+    "tag:yaml.org,2002:timestamp",
+})
+EXPLICIT_SCALAR_TAGS = frozenset({"!", STR, "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
+                                  "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null"})
+MERGE = "tag:yaml.org,2002:merge"
 
 
 @dataclass(frozen=True)
@@ -60,24 +93,57 @@ def format_path(path: PathKey) -> str:
 def load(path: Path, display: str | None = None) -> Located:
     name = display or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            raw = f.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise YamlSyntaxError(name, 1, f"cannot read the file: {exc.strerror}") from None
+    return loads(decode(raw, name), name)
+
+
+def decode(raw: bytes, name: str) -> str:
+    """Bytes -> text, refusing what is too large or not UTF-8, with the line at fault."""
+    if len(raw) > MAX_BYTES:
+        raise YamlSyntaxError(name, 1, f"file larger than {MAX_BYTES} bytes: not a profile")
+    try:
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise YamlSyntaxError(name, 1, f"not UTF-8 text: {exc}") from None
-    return loads(text, name)
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise YamlSyntaxError(name, line, f"not UTF-8 text (byte {raw[exc.start]:#04x} at "
+                              f"offset {exc.start})") from None
 
 
 def loads(text: str, name: str) -> Located:
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        raise YamlSyntaxError(name, 1, f"text larger than {MAX_BYTES} bytes: not a profile")
+    nul = text.find("\0")
+    if nul >= 0:
+        raise YamlSyntaxError(name, text.count("\n", 0, nul) + 1, "NUL byte in the file")
+    builder = _Builder(name)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        builder.run(yaml.parse(text, Loader=_PARSER))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         raise YamlSyntaxError(name, line, _yaml_problem(exc)) from None
-    locs: dict[PathKey, Loc] = {}
-    if node is None:
+    except yaml.YAMLError as exc:  # reader errors (bad characters) carry no mark object
+        raise YamlSyntaxError(name, _reader_line(text, exc), _reader_problem(exc)) from None
+    if builder.result is None:
         return Located({}, {(): Loc(name, 1)}, name)
-    data = _convert(node, (), locs, name)
-    return Located(data, locs, name)
+    return Located(builder.result, builder.locs, name)
+
+
+def _reader_line(text: str, exc: yaml.YAMLError) -> int:
+    position = getattr(exc, "position", None)
+    if isinstance(position, int):
+        return text.count("\n", 0, position) + 1
+    return 1
+
+
+def _reader_problem(exc: yaml.YAMLError) -> str:
+    character = getattr(exc, "character", None)
+    if isinstance(character, int):
+        return f"character {character:#06x} is not allowed in YAML (control character)"
+    return "YAML error: " + str(exc).splitlines()[0]
 
 
 def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
@@ -85,37 +151,180 @@ def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
     return "YAML syntax error: " + "; ".join(parts)
 
 
-def _convert(node: yaml.Node, path: PathKey, locs: dict[PathKey, Loc], name: str) -> Any:
-    locs[path] = Loc(name, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        return _convert_mapping(node, path, locs, name)
-    if isinstance(node, yaml.SequenceNode):
-        return [_convert(item, (*path, i), locs, name) for i, item in enumerate(node.value)]
-    # Scalars: let SafeLoader resolve the tag (int, bool, null, ...).
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node, deep=True)
-    except yaml.constructor.ConstructorError as exc:
-        raise YamlSyntaxError(name, node.start_mark.line + 1, str(exc.problem)) from None
-    finally:
-        loader.dispose()
+@dataclass
+class _Open:
+    """A collection being built: where it goes, and what it holds so far."""
+
+    path: PathKey
+    value: Any
+    anchor: str | None
+    line: int
+    nodes: int = 1
+    key: tuple[str, int] | None = None  # mapping: the key waiting for its value
+    keys_seen: set[str] = field(default_factory=set)
 
 
-def _convert_mapping(
-    node: yaml.MappingNode, path: PathKey, locs: dict[PathKey, Loc], name: str
-) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key_node, value_node in node.value:
-        line = key_node.start_mark.line + 1
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            raise YamlSyntaxError(name, line,
-                                  "YAML merge keys (<<) are not supported; use extends:")
-        if not isinstance(key_node, yaml.ScalarNode):
-            raise YamlSyntaxError(name, line, "mapping keys must be plain strings")
-        key = str(key_node.value)
-        if key in out:
-            raise YamlSyntaxError(name, line, f"duplicate key {key!r}")
-        out[key] = _convert(value_node, (*path, key), locs, name)
-        # Point a key's path at the key itself: that is the line a human looks for.
-        locs[(*path, key)] = Loc(name, line)
-    return out
+class _Builder:
+    """Turns parser events into plain values plus locations, within the limits."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.locs: dict[PathKey, Loc] = {}
+        self.stack: list[_Open] = []
+        self.anchors: dict[str, tuple[Any, int]] = {}  # anchor -> (value, node count)
+        self.nodes = 0
+        self.alias_nodes = 0
+        self.documents = 0
+        self.result: Any = None
+        self.resolver = yaml.resolver.Resolver()
+        self.constructor = yaml.constructor.SafeConstructor()
+
+    def fail(self, event: Any, message: str) -> YamlSyntaxError:
+        return YamlSyntaxError(self.name, event.start_mark.line + 1, message)
+
+    def run(self, events: Any) -> None:
+        for event in events:
+            if isinstance(event, yaml.DocumentStartEvent):
+                self.documents += 1
+                if self.documents > 1:
+                    raise self.fail(event, "more than one YAML document: a profile is one "
+                                    "mapping")
+            elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                self.start_collection(event)
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                done = self.stack.pop()
+                self.remember(done.anchor, done.value, done.nodes)
+                self.place(done.value, done.line)
+            elif isinstance(event, yaml.ScalarEvent):
+                self.scalar(event)
+            elif isinstance(event, yaml.AliasEvent):
+                self.alias(event)
+
+    # --- values ------------------------------------------------------------------------
+
+    def start_collection(self, event: Any) -> None:
+        if event.tag is not None:
+            raise self.fail(event, f"YAML tag {event.tag!r} on a "
+                            f"{'mapping' if isinstance(event, yaml.MappingStartEvent) else 'list'}:"
+                            " profiles use plain YAML only, remove the tag")
+        if len(self.stack) >= MAX_DEPTH:
+            raise self.fail(event, f"nested deeper than {MAX_DEPTH} levels: not a profile")
+        self.count(event, 1)
+        line = event.start_mark.line + 1
+        if self.stack and isinstance(self.stack[-1].value, dict) and self.stack[-1].key is None:
+            raise self.fail(event, "mapping keys must be plain strings")
+        path = self.child_path(event)
+        value: Any = {} if isinstance(event, yaml.MappingStartEvent) else []
+        self.stack.append(_Open(path, value, event.anchor, line))
+
+    def scalar(self, event: Any) -> None:
+        self.count(event, 1)
+        top = self.stack[-1] if self.stack else None
+        if top is not None and isinstance(top.value, dict) and top.key is None:
+            self.key(event, top)
+            return
+        value = self.construct(event)
+        self.remember(event.anchor, value, 1)
+        self.place(value, event.start_mark.line + 1)
+
+    def key(self, event: Any, top: _Open) -> None:
+        if event.anchor is not None:
+            raise self.fail(event, "anchors on mapping keys are not supported")
+        tag = event.tag or self.resolve(event)
+        if tag == MERGE:
+            raise self.fail(event, "YAML merge keys (<<) are not supported; use extends:")
+        if event.tag is not None and event.tag not in EXPLICIT_SCALAR_TAGS:
+            raise self.fail(event, f"YAML tag {event.tag!r} on a key: remove it")
+        key = str(event.value)
+        if len(key) > MAX_KEY_LENGTH:
+            raise self.fail(event, f"key longer than {MAX_KEY_LENGTH} characters")
+        if key in top.keys_seen:
+            raise self.fail(event, f"duplicate key {key!r}")
+        top.keys_seen.add(key)
+        top.key = (key, event.start_mark.line + 1)
+
+    def alias(self, event: Any) -> None:
+        name = event.anchor
+        if any(open_.anchor == name for open_ in self.stack):
+            raise self.fail(event, f"alias *{name} refers to the node that contains it")
+        if name not in self.anchors:
+            raise self.fail(event, f"alias *{name} names no anchor defined before it")
+        if self.stack and isinstance(self.stack[-1].value, dict) and self.stack[-1].key is None:
+            raise self.fail(event, "mapping keys must be plain strings")
+        value, nodes = self.anchors[name]
+        self.alias_nodes += nodes
+        if self.alias_nodes > MAX_ALIAS_NODES:
+            raise self.fail(event, f"aliases expand to more than {MAX_ALIAS_NODES} nodes "
+                            "(alias bomb?): write the values out")
+        self.count(event, nodes)
+        # A copy: later steps (defaults) fill values in place, per path.
+        self.place(copy.deepcopy(value), event.start_mark.line + 1)
+
+    def construct(self, event: Any) -> Any:
+        if event.tag is not None and event.tag not in EXPLICIT_SCALAR_TAGS:
+            raise self.fail(event, f"YAML tag {event.tag!r}: only plain values (strings, "
+                            "numbers, booleans, null) are allowed")
+        if event.tag == "!":
+            return event.value
+        tag = event.tag or self.resolve(event)
+        if tag == STR:
+            return event.value
+        if tag not in CORE_SCALAR_TAGS:
+            raise self.fail(event, f"YAML type {tag!r} is not allowed here")
+        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark,
+                               event.style)
+        try:
+            value = self.constructor.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:
+            raise self.fail(event, f"{event.value!r} is not a valid {tag.rsplit(':', 1)[-1]}:"
+                            f" {exc}") from None
+        finally:
+            self.constructor.constructed_objects.clear()
+        if isinstance(value, datetime.datetime | datetime.date) or value is None or \
+                isinstance(value, bool | int | float | str):
+            return value
+        raise self.fail(event, f"YAML value of type {type(value).__name__} is not allowed")
+
+    def resolve(self, event: Any) -> str:
+        tag: str = self.resolver.resolve(  # type: ignore[no-untyped-call]
+            yaml.ScalarNode, event.value, event.implicit)
+        return tag
+
+    # --- bookkeeping -------------------------------------------------------------------
+
+    def count(self, event: Any, nodes: int) -> None:
+        self.nodes += nodes
+        if self.nodes > MAX_NODES:
+            raise self.fail(event, f"more than {MAX_NODES} YAML nodes: not a profile")
+        for open_ in self.stack:
+            open_.nodes += nodes
+
+    def remember(self, anchor: str | None, value: Any, nodes: int) -> None:
+        if anchor is not None:
+            self.anchors[anchor] = (value, nodes)
+
+    def child_path(self, event: Any) -> PathKey:
+        if not self.stack:
+            return ()
+        top = self.stack[-1]
+        if isinstance(top.value, dict):
+            assert top.key is not None
+            return (*top.path, top.key[0])
+        return (*top.path, len(top.value))
+
+    def place(self, value: Any, line: int) -> None:
+        if not self.stack:
+            self.result = value
+            self.locs[()] = Loc(self.name, line)
+            return
+        top = self.stack[-1]
+        if isinstance(top.value, dict):
+            assert top.key is not None
+            key, key_line = top.key
+            top.value[key] = value
+            # A key's path points at the key itself: the line a human looks for.
+            self.locs[(*top.path, key)] = Loc(self.name, key_line)
+            top.key = None
+        else:
+            self.locs[(*top.path, len(top.value))] = Loc(self.name, line)
+            top.value.append(value)

@@ -9,6 +9,7 @@ time (image) or are made on the host (package).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from relaykit import debian
@@ -19,7 +20,15 @@ from relaykit.debian import (
     SASLDB_IN_CHROOT,
 )
 from relaykit.errors import RelaykitError
-from relaykit.profile.model import DEFAULT_RELAY_RESTRICTIONS, Listener, Profile
+from relaykit.profile.model import (
+    DEFAULT_RELAY_RESTRICTIONS,
+    EXCLUDED_CIPHERS,
+    Listener,
+    Profile,
+    SaslBackend,
+    TlsMode,
+)
+from relaykit.profile.restrictions import Restriction
 from relaykit.render.tree import Tree
 
 SASL_CONFIG_DIR = "/etc/postfix/sasl"
@@ -77,12 +86,18 @@ def _join(items: tuple[str, ...] | None) -> str:
     return ", ".join(items or ())
 
 
+def _list(items: tuple[Restriction, ...]) -> str:
+    """A restriction list from its parsed form: never the profile's raw text."""
+    return ", ".join(r.render() for r in items)
+
+
 def _yn(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
 def main_settings(p: Profile) -> tuple[Setting, ...]:
-    """Every main.cf parameter the profile decides, in reading order."""
+    """Every main.cf parameter the profile decides, in reading order: a plain list that
+    later render steps may extend (each parameter once: tests hold it to that)."""
     pf = p.postfix
     out: list[Setting] = [
         ("compatibility_level", "3.6"),
@@ -94,6 +109,7 @@ def main_settings(p: Profile) -> tuple[Setting, ...]:
         ("inet_protocols", pf.inet_protocols),
         ("relayhost", p.outbound.relayhost or ""),
         ("message_size_limit", str(pf.message_size_limit)),
+        ("mailbox_size_limit", str(pf.mailbox_size_limit)),
         ("biff", "no"),
         ("append_dot_mydomain", "no"),
         ("disable_vrfy_command", "yes"),
@@ -105,6 +121,9 @@ def main_settings(p: Profile) -> tuple[Setting, ...]:
     return tuple(out)
 
 
+EXCLUDED = ", ".join(EXCLUDED_CIPHERS)
+
+
 def _tls_server(p: Profile) -> list[Setting]:
     t = p.tls
     return [
@@ -114,6 +133,8 @@ def _tls_server(p: Profile) -> list[Setting]:
         ("smtpd_tls_protocols", t.protocols),
         ("smtpd_tls_mandatory_protocols", t.protocols),
         ("smtpd_tls_mandatory_ciphers", t.mandatory_ciphers),
+        ("smtpd_tls_exclude_ciphers", EXCLUDED),
+        ("smtpd_tls_mandatory_exclude_ciphers", EXCLUDED),
         ("smtpd_tls_received_header", "yes"),
         ("smtpd_tls_loglevel", "1"),
         ("smtpd_tls_session_cache_database", "btree:${data_directory}/smtpd_scache"),
@@ -123,8 +144,12 @@ def _tls_server(p: Profile) -> list[Setting]:
 def _tls_client(p: Profile) -> list[Setting]:
     return [
         ("smtp_tls_security_level", p.outbound.tls_level),
+        ("smtp_tls_wrappermode", _yn(p.outbound.wrappermode)),
         ("smtp_tls_protocols", p.tls.protocols),
         ("smtp_tls_mandatory_protocols", p.tls.protocols),
+        ("smtp_tls_mandatory_ciphers", p.tls.mandatory_ciphers),
+        ("smtp_tls_exclude_ciphers", EXCLUDED),
+        ("smtp_tls_mandatory_exclude_ciphers", EXCLUDED),
         ("smtp_tls_CAfile", CA_BUNDLE),
         ("smtp_tls_loglevel", "1"),
         ("smtp_tls_session_cache_database", "btree:${data_directory}/smtp_scache"),
@@ -172,20 +197,30 @@ def _restrictions(p: Profile) -> list[Setting]:
                         ("smtpd_relay_restrictions", relay),
                         ("smtpd_recipient_restrictions", r.recipient)):
         if items is not None:
-            out.append((name, _join(items)))
+            out.append((name, _list(items)))
     return out
 
 
 def _one_line(text: str) -> str:
     """Policy refuses control characters; this makes sure none slips into a file."""
-    if any(ord(ch) < 32 for ch in text):
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
         raise RelaykitError(f"refusing to render a control character in {text!r}")
     return text
 
 
+PARAMETER_NAME = re.compile(r"^[a-z][a-z0-9_]*$|^smtp_tls_CAfile$")
+
+
 def render_main_cf(p: Profile, extra: tuple[Setting, ...] = ()) -> str:
+    settings = main_settings(p) + extra
+    seen: set[str] = set()
+    for key, _ in settings:
+        if key in seen or not PARAMETER_NAME.match(key):
+            raise RelaykitError(f"refusing to render main.cf: parameter {key!r} "
+                                f"{'set twice' if key in seen else 'is not a parameter name'}")
+        seen.add(key)
     lines = [HEADER.format(name=p.name, version=p.version)]
-    lines += [_one_line(f"{k} = {v}") + "\n" for k, v in main_settings(p) + extra]
+    lines += [_one_line(f"{k} = {v}") + "\n" for k, v in settings]
     return "".join(lines)
 
 
@@ -199,27 +234,33 @@ def _service_name(lis: Listener) -> str:
     return f"{host}:{port}"
 
 
-def _tls_level(lis: Listener) -> str:
-    return {"none": "none", "starttls": "may", "starttls-required": "encrypt",
-            "implicit": "encrypt"}[lis.tls]
-
-
 def listener_entry(p: Profile, lis: Listener) -> MasterEntry:
     opts: list[Setting] = [("syslog_name", f"postfix/{lis.name}"),
-                           ("smtpd_tls_security_level", _tls_level(lis))]
-    if lis.tls == "implicit":
+                           ("smtpd_tls_security_level", lis.tls.security_level)]
+    if lis.tls.wrappermode:
         opts.append(("smtpd_tls_wrappermode", "yes"))
     opts.append(("smtpd_sasl_auth_enable", _yn(lis.auth)))
     if lis.client_restrictions is not None:
-        opts.append(("smtpd_client_restrictions", _join(lis.client_restrictions)))
+        opts.append(("smtpd_client_restrictions", _list(lis.client_restrictions)))
     if lis.relay_restrictions is not None:
-        opts.append(("smtpd_relay_restrictions", _join(lis.relay_restrictions)))
+        opts.append(("smtpd_relay_restrictions", _list(lis.relay_restrictions)))
     # chroot y: the reason saslauthd's socket and the sasldb copy live in the spool.
     return MasterEntry(_service_name(lis), "inet", "n", "-", "y", "-", "-", "smtpd",
                        tuple(opts))
 
 
+OPTION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
 def _master_option(key: str, value: str) -> str:
+    """One -o override.  Nothing a value holds may end its brace group, open another,
+    or read as a new option: asserted here, whatever validation let through."""
+    if not OPTION_NAME.match(key):
+        raise RelaykitError(f"refusing to render master.cf option name {key!r}")
+    if any(ch in value for ch in "{}") or value.startswith("-") or value != value.strip() \
+            or not value or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise RelaykitError(f"refusing to render master.cf option {key} = {value!r}: it "
+                            "could leave its -o brace group")
     # Postfix >= 3.0: braces allow spaces inside a -o value ("check_x_access hash:...").
     return f"{{ {key} = {value} }}" if " " in value else f"{key}={value}"
 
@@ -269,7 +310,7 @@ def render_smtpd_conf(p: Profile) -> str:
     assert p.sasl is not None
     s = p.sasl
     lines = [HEADER.format(name=p.name, version=p.version)]
-    if s.backend == "saslauthd":
+    if s.backend is SaslBackend.SASLAUTHD:
         lines += ["pwcheck_method: saslauthd\n",
                   # Opened after chroot: this is /var/spool/postfix/var/run/saslauthd/mux.
                   f"saslauthd_path: {SASLAUTHD_RUN_IN_CHROOT}/mux\n"]
@@ -321,7 +362,7 @@ def render_runtime_conf(p: Profile) -> str:
         "RELAYKIT_MAPS": " ".join(m.reference for m in p.restrictions.maps if m.type == "hash"),
         "RELAYKIT_LISTEN_ENDPOINTS": " ".join(_endpoint(p, lis) for lis in p.listeners),
         "RELAYKIT_IMPLICIT_TLS_ENDPOINTS": " ".join(_endpoint(p, lis) for lis in p.listeners
-                                                    if lis.tls == "implicit"),
+                                                    if lis.tls is TlsMode.IMPLICIT),
     }
     body = "".join(f"{k}={_shell_quote(v)}\n" for k, v in values.items())
     return HEADER.format(name=p.name, version=p.version) + body
@@ -356,7 +397,7 @@ def config_tree(p: Profile) -> Tree:
     t = Tree()
     if p.sasl is not None:
         t.file(f"{SASL_CONFIG_DIR}/smtpd.conf", render_smtpd_conf(p))
-        if p.sasl.backend == "saslauthd":
+        if p.sasl.backend is SaslBackend.SASLAUTHD:
             t.file(SASLAUTHD_DEFAULTS, render_saslauthd_defaults(p))
     for m in p.restrictions.maps:
         t.file(m.path, render_map(m.entries, p))
@@ -370,7 +411,7 @@ def chroot_dirs(p: Profile) -> Tree:
     t = Tree()
     t.dir(POSTFIX_CHROOT + "/var", 0o755)
     t.dir(POSTFIX_CHROOT + "/var/run", 0o755)
-    if p.sasl is not None and p.sasl.backend == "saslauthd":
+    if p.sasl is not None and p.sasl.backend is SaslBackend.SASLAUTHD:
         # root:sasl 0710 like Debian's /run/saslauthd: smtpd gets in through group sasl.
         t.dir(SASLAUTHD_SOCKET_DIR, 0o710, "root", "sasl")
     t.dir(POSTFIX_CHROOT + "/etc", 0o755)
