@@ -306,6 +306,8 @@ def _drop_entries(node: ast.List | ast.Tuple | ast.Set | ast.Dict, path: Path_,
                   ctx: Context) -> Iterator[_Change]:
     if ctx.in_message or not _is_table(node, ctx):
         return
+    if path and path[-1][0] == "elts":
+        return  # a row of a table: its cells are mutated, a shorter row only fails to unpack
     if isinstance(node, ast.Dict):
         for i, key in enumerate(node.keys):
             new_d = copy.deepcopy(node)
