@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import copy
 import hashlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -54,6 +55,7 @@ class Operator(StrEnum):
     EARLY_RETURN = "early-return"
     DROP_DECORATOR = "drop-decorator"
     DROP_ENTRY = "drop-entry"
+    DROP_WORD = "drop-word"
     BREAK_CONTINUE = "break-continue"
 
 
@@ -268,6 +270,18 @@ def _constant_changes(node: ast.Constant, path: Path_, ctx: Context) -> Iterator
         yield _Change(Operator.NUMBER, path, ast.Constant(value + 1), node)
     elif isinstance(value, str) and not ctx.in_message:
         yield _Change(Operator.STRING, path, ast.Constant("" if value else "MUTANT"), node)
+        yield from _drop_words(node, value, path)
+
+
+def _drop_words(node: ast.Constant, value: str, path: Path_) -> Iterator[_Change]:
+    """A table written as one string of names ("permit reject ...".split()): each name."""
+    words = value.split()
+    if len(words) < 2 or not all(re.fullmatch(r"[A-Za-z_][\w.-]*", w) for w in words):
+        return
+    for i, word in enumerate(words):
+        rest = " ".join(words[:i] + words[i + 1:])
+        yield _Change(Operator.DROP_WORD, path, ast.Constant(rest), node, before=word,
+                      after="<word removed>")
 
 
 def _function_changes(node: ast.FunctionDef, path: Path_) -> Iterator[_Change]:

@@ -401,6 +401,8 @@ def execute(args: argparse.Namespace) -> Report:
     chosen = choose(collect(files), equivalents, args.sample, args.seed)
     if args.only:
         chosen = [m for m in chosen if m.id in args.only]
+    if args.operator:
+        chosen = [m for m in chosen if m.operator in args.operator]
     cov = baseline(files, Path(args.cache))
     report = Report(" ".join(["invoke mutation", *args.argv]), sample=args.sample,
                     seed=args.seed if args.sample is not None else None,
@@ -496,6 +498,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     ap.add_argument("--file", dest="files", action="append",
                     help="only this module (repeatable), e.g. src/relaykit/render/postfix.py")
     ap.add_argument("--only", action="append", help="only this mutant id (repeatable)")
+    ap.add_argument("--operator", action="append",
+                    help="only mutants of this operator (repeatable), e.g. drop-word")
     ap.add_argument("--list", action="store_true", help="list mutant ids and exit")
     ap.add_argument("--json", help="write the figures as JSON here")
     ap.add_argument("--md", help="write the figures and survivors as Markdown here")
@@ -520,6 +524,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.list:
         for m in choose(collect(tuple(args.files or (*GATED, *REPORTED))),
                         load_equivalents(), args.sample, args.seed):
+            if args.operator and m.operator not in args.operator:
+                continue
             print(m.id, "|", m.describe())
         return 0
     report = execute(args)

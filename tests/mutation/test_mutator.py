@@ -14,6 +14,7 @@ TOY = '''"""Module docstring."""
 from __future__ import annotations
 
 TABLE = ("a", "b")
+NAMES = "permit reject".split()
 LIMITS = {"x": 1}
 
 
@@ -57,6 +58,8 @@ def test_every_operator_produces_its_mutant(tmp_path: Path) -> None:
     assert ('"a"', "''") in by_op(ms, Operator.STRING)
     assert ('"a"', "<entry removed>") in by_op(ms, Operator.DROP_ENTRY)
     assert ("'x': 1", "<entry removed>") in by_op(ms, Operator.DROP_ENTRY)
+    assert ("permit", "<word removed>") in by_op(ms, Operator.DROP_WORD)
+    assert ("reject", "<word removed>") in by_op(ms, Operator.DROP_WORD)
     assert ("def check", "def check: return") in by_op(ms, Operator.EARLY_RETURN)
     assert any(a == "None" for _, a in by_op(ms, Operator.RETURN_NONE))
     assert any(b.startswith("any(") and a.startswith("all(")
