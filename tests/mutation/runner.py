@@ -409,7 +409,11 @@ def execute(args: argparse.Namespace) -> Report:
                     workers=args.workers)
     todo: list[tuple[Mutant, Selection]] = []
     settled: dict[str, Result] = {}
+    reused = reusable_kills(Path(args.reuse_kills)) if args.reuse_kills else set()
     for m in chosen:
+        if m.id in reused:
+            settled[m.id] = Result(m, Outcome.KILLED, reason="killed in the previous run")
+            continue
         if m.id in equivalents:
             settled[m.id] = Result(m, Outcome.EQUIVALENT, reason=equivalents[m.id])
             continue
@@ -461,11 +465,27 @@ def to_json(report: Report) -> dict[str, Any]:
         "seconds": round(report.seconds, 1),
         "files": {f: s.as_dict() for f, s in sorted(report.files.items())},
         "gated": report.gated_score().as_dict(),
+        "reused_kills": sum(r.reason == "killed in the previous run" for r in report.results),
         "survivors": [{"id": r.mutant.id, "line": r.mutant.line, "outcome": r.outcome.value,
                        "before": r.mutant.before, "after": r.mutant.after}
                       for r in survivors(report)],
         "timeouts": [r.mutant.id for r in report.results if r.outcome is Outcome.TIMEOUT],
+        "sources": {f: _file_digest(f) for f in sorted(report.files)},
+        "outcomes": {r.mutant.id: r.outcome.value for r in report.results},
     }
+
+
+def _file_digest(rel: str) -> str:
+    return hashlib.sha256((REPO / rel).read_bytes()).hexdigest()[:16]
+
+
+def reusable_kills(path: Path) -> set[str]:
+    """Mutants a previous run killed, in files that have not changed since.  Tests that
+    were only added cannot revive them; a rerun after removing tests must not use this."""
+    data = json.loads(path.read_text())
+    same = {f for f, digest in data.get("sources", {}).items() if _file_digest(f) == digest}
+    return {mid for mid, outcome in data.get("outcomes", {}).items()
+            if outcome in (Outcome.KILLED, Outcome.TIMEOUT) and mid.split(":", 1)[0] in same}
 
 
 def to_markdown(report: Report) -> str:
@@ -500,6 +520,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     ap.add_argument("--only", action="append", help="only this mutant id (repeatable)")
     ap.add_argument("--operator", action="append",
                     help="only mutants of this operator (repeatable), e.g. drop-word")
+    ap.add_argument("--reuse-kills", metavar="JSON",
+                    help="take mutants killed in this earlier run (--json) as killed when "
+                         "their file is unchanged: rerun survivors after adding tests")
     ap.add_argument("--list", action="store_true", help="list mutant ids and exit")
     ap.add_argument("--json", help="write the figures as JSON here")
     ap.add_argument("--md", help="write the figures and survivors as Markdown here")
