@@ -93,4 +93,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         tests[nodeid] = {"file": file, "duration": round(_durations.get(nodeid, 0.0), 4),
                          "outcome": _outcomes.get(nodeid, "unknown"),
                          "lines": {f: sorted(v) for f, v in lines.items()}}
-    Path(OUT).write_text(json.dumps({"tests": tests}, indent=0, sort_keys=True))
+    # Lines run while test modules were imported: mostly the target modules' own import
+    # (decorators, tables), which every test using the module depends on.
+    collected: dict[str, set[int]] = {}
+    for context, files in _lines.items():
+        if context.startswith("collect:"):
+            for f, v in files.items():
+                collected.setdefault(f, set()).update(v)
+    Path(OUT).write_text(json.dumps(
+        {"tests": tests, "collect": {f: sorted(v) for f, v in collected.items()}},
+        indent=0, sort_keys=True))

@@ -36,6 +36,10 @@ MESSAGE_KEYWORDS = frozenset({"hint", "message", "help"})
 # Decorators whose removal changes speed or typing, not results.
 NEUTRAL_DECORATORS = frozenset({"cache", "lru_cache", "staticmethod", "classmethod",
                                 "property", "cached_property", "overload", "wraps"})
+# Subscripts that are type expressions (`dict[str, Any]`, `Callable[["Ctx"], ...]`).
+TYPE_GENERICS = frozenset({"dict", "list", "tuple", "set", "frozenset", "type", "Callable",
+                           "Iterator", "Iterable", "Generator", "Mapping", "Sequence",
+                           "Optional", "Union", "ClassVar", "Protocol"})
 BUILTIN_SWAPS = {"any": "all", "all": "any", "min": "max", "max": "min"}
 
 
@@ -189,6 +193,11 @@ def _child_context(node: ast.AST, field: str, ctx: Context) -> Context | None:
     if field in ("annotation", "returns", "type_comment"):
         return None
     if isinstance(node, ast.JoinedStr):
+        return None
+    if isinstance(node, ast.Subscript) and field == "slice" and isinstance(
+            node.value, ast.Name | ast.Attribute) and (
+            node.value.id if isinstance(node.value, ast.Name) else node.value.attr
+            ) in TYPE_GENERICS:
         return None
     if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and field == "body":
         name = node.name if ctx.qualname == "<module>" else f"{ctx.qualname}.{node.name}"

@@ -138,7 +138,9 @@ def _tree_digest(paths: Iterable[Path]) -> str:
 
 def baseline(targets: Sequence[str], cache: Path) -> dict[str, Any]:
     """Per unit test: duration and the target lines it runs (cached by content)."""
-    key = _tree_digest([SRC, REPO / "tests", REPO / "schema", REPO / "profiles",
+    key = _tree_digest([SRC, REPO / "tests" / "unit", REPO / "tests" / "golden",
+                        REPO / "tests" / "conftest.py", REPO / "tests" / "mutation" /
+                        "coverage_plugin.py", REPO / "schema", REPO / "profiles",
                         REPO / "pyproject.toml"])
     out = cache / f"coverage-{key}.json"
     if out.exists():
@@ -169,15 +171,19 @@ class Selection:
 
 
 def select_tests(m: Mutant, cov: dict[str, Any]) -> Selection:
-    """The tests that run the mutated lines (any line of the file for import-time code)."""
+    """The tests that run the mutated lines; for code that runs at import time (tables,
+    decorators, and whatever the first importing test module happened to run), every
+    test that runs any line of the file."""
     target = str(REPO / m.file)
     wanted = set(range(m.line, m.end_line + 1))
+    import_time = m.import_time or bool(wanted.intersection(cov.get("collect", {}).get(
+        target, ())))
     chosen = []
     for nodeid, t in cov["tests"].items():
         lines = t["lines"].get(target)
         if not lines:
             continue
-        if m.import_time or wanted.intersection(lines):
+        if import_time or wanted.intersection(lines):
             chosen.append((t["duration"], nodeid, t["file"]))
     chosen.sort()
     files = tuple(dict.fromkeys(f for _, _, f in chosen))
