@@ -26,6 +26,7 @@ TARGETS = frozenset(p for p in os.environ.get("RELAYKIT_MUTATION_TARGETS", "").s
 OUT = os.environ.get("RELAYKIT_MUTATION_COVERAGE", "")
 
 _context = ""
+_importing = 0  # > 0 while a target module's own top-level code runs
 _lines: dict[str, dict[str, set[int]]] = {}
 _durations: dict[str, float] = {}
 _outcomes: dict[str, str] = {}
@@ -33,14 +34,22 @@ _test_files: dict[str, str] = {}
 
 
 def _local(frame: FrameType, event: str, arg: Any) -> Any:
-    if event == "line" and _context:
-        _lines.setdefault(_context, {}).setdefault(frame.f_code.co_filename, set()).add(
-            frame.f_lineno)
+    global _importing
+    if event == "line":
+        context = "import" if _importing else _context
+        if context:
+            _lines.setdefault(context, {}).setdefault(frame.f_code.co_filename, set()).add(
+                frame.f_lineno)
+    elif event == "return" and frame.f_code.co_name == "<module>":
+        _importing -= 1
     return _local
 
 
 def _global(frame: FrameType, event: str, arg: Any) -> Any:
+    global _importing
     if frame.f_code.co_filename in TARGETS:
+        if frame.f_code.co_name == "<module>":
+            _importing += 1
         _local(frame, "line", arg)  # the def line: the function was entered
         return _local
     return None
@@ -93,13 +102,15 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         tests[nodeid] = {"file": file, "duration": round(_durations.get(nodeid, 0.0), 4),
                          "outcome": _outcomes.get(nodeid, "unknown"),
                          "lines": {f: sorted(v) for f, v in lines.items()}}
-    # Lines run while test modules were imported: mostly the target modules' own import
-    # (decorators, tables), which every test using the module depends on.
+    # Lines run while test modules were collected, and while the target modules' own
+    # top-level code ran (decorators, tables, functions called to build them): every
+    # test that uses the module depends on them.
     collected: dict[str, set[int]] = {}
     for context, files in _lines.items():
         if context.startswith("collect:"):
             for f, v in files.items():
                 collected.setdefault(f, set()).update(v)
+    imported = _lines.get("import", {})
     Path(OUT).write_text(json.dumps(
-        {"tests": tests, "collect": {f: sorted(v) for f, v in collected.items()}},
-        indent=0, sort_keys=True))
+        {"tests": tests, "collect": {f: sorted(v) for f, v in collected.items()},
+         "import": {f: sorted(v) for f, v in imported.items()}}, indent=0, sort_keys=True))

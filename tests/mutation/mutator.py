@@ -192,7 +192,7 @@ def _child_context(node: ast.AST, field: str, ctx: Context) -> Context | None:
     """The context of a child field, or None to leave that subtree alone."""
     if field in ("annotation", "returns", "type_comment"):
         return None
-    if isinstance(node, ast.JoinedStr):
+    if isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Assert) and field == "msg"):
         return None
     if isinstance(node, ast.Subscript) and field == "slice" and isinstance(
             node.value, ast.Name | ast.Attribute) and (
@@ -285,8 +285,9 @@ def _constant_changes(node: ast.Constant, path: Path_, ctx: Context) -> Iterator
 def _drop_words(node: ast.Constant, value: str, path: Path_) -> Iterator[_Change]:
     """A table written as one string of names ("permit reject ...".split()): each name."""
     words = value.split()
-    if len(words) < 2 or not all(re.fullmatch(r"[A-Za-z_][\w.-]*", w) for w in words):
-        return
+    if len(words) < 2 or not all(re.fullmatch(r"[A-Za-z_][\w.-]*", w) for w in words) or \
+            not any("_" in w for w in words):
+        return  # prose, not a table of names
     for i, word in enumerate(words):
         rest = " ".join(words[:i] + words[i + 1:])
         yield _Change(Operator.DROP_WORD, path, ast.Constant(rest), node, before=word,
@@ -301,7 +302,8 @@ def _function_changes(node: ast.FunctionDef, path: Path_) -> Iterator[_Change]:
     if not trivial:
         new = copy.deepcopy(node)
         new.body.insert(start, ast.Return(None))
-        yield _Change(Operator.EARLY_RETURN, path, new, node,
+        # Anchored on the body: the def line itself runs at import time.
+        yield _Change(Operator.EARLY_RETURN, path, new, body[start],
                       before=f"def {node.name}", after=f"def {node.name}: return")
     for i, deco in enumerate(node.decorator_list):
         name = deco.id if isinstance(deco, ast.Name) else (
@@ -394,7 +396,7 @@ def mutants(file: Path, repo: Path, src_root: Path) -> list[Mutant]:
     rel = file.relative_to(repo).as_posix()
     module = module_name(file, src_root)
     seen: set[tuple[Path_, str]] = set()
-    ranks: dict[tuple[str, Operator, str, str], int] = {}
+    ranks: dict[tuple[str, Operator, str, str, str], int] = {}
     out: list[Mutant] = []
     for node, path, ctx in _walk(tree, (), Context()):
         for ch in _changes(node, path, ctx):
@@ -405,12 +407,17 @@ def mutants(file: Path, repo: Path, src_root: Path) -> list[Mutant]:
             before = ch.before if ch.before is not None else (
                 ast.get_source_segment(source, ch.anchor) or ast.unparse(ch.anchor))
             after = ch.after if ch.after is not None else ast.unparse(ch.new)
-            key = (ctx.qualname, ch.operator, before, after)
+            key = (ctx.qualname, ch.operator, before, after, getattr(node, "name", ""))
             rank = ranks.get(key, 0)
             ranks[key] = rank + 1
             line = getattr(ch.anchor, "lineno", 1)
-            out.append(Mutant(rel, module, ctx.qualname, ch.operator, line,
-                              getattr(ch.anchor, "end_lineno", None) or line, before, after,
+            end = getattr(ch.anchor, "end_lineno", None) or line
+            function = ctx.qualname
+            if ch.operator is Operator.EARLY_RETURN and isinstance(node, ast.FunctionDef):
+                # The mutation is inside this function: it is the one whose code changes.
+                function = node.name if function == "<module>" else f"{function}.{node.name}"
+                end = node.end_lineno or end
+            out.append(Mutant(rel, module, function, ch.operator, line, end, before, after,
                               import_time=not ctx.in_function
                               and ch.operator is not Operator.EARLY_RETURN,
                               occurrence=rank, target=ch.target, new=ch.new))

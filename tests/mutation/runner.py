@@ -36,6 +36,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from tests.mutation import session
 from tests.mutation.mutator import Mutant, mutants, mutated_source
 
 REPO = Path(__file__).resolve().parents[2]
@@ -168,6 +169,7 @@ class Selection:
     files: tuple[str, ...]
     nodeids: tuple[str, ...]  # fastest first
     seconds: float
+    import_time: bool = False  # needs a fresh import of the mutated module
 
 
 def select_tests(m: Mutant, cov: dict[str, Any]) -> Selection:
@@ -176,8 +178,8 @@ def select_tests(m: Mutant, cov: dict[str, Any]) -> Selection:
     test that runs any line of the file."""
     target = str(REPO / m.file)
     wanted = set(range(m.line, m.end_line + 1))
-    import_time = m.import_time or bool(wanted.intersection(cov.get("collect", {}).get(
-        target, ())))
+    import_time = m.import_time or any(
+        wanted.intersection(cov.get(when, {}).get(target, ())) for when in ("collect", "import"))
     chosen = []
     for nodeid, t in cov["tests"].items():
         lines = t["lines"].get(target)
@@ -187,7 +189,8 @@ def select_tests(m: Mutant, cov: dict[str, Any]) -> Selection:
             chosen.append((t["duration"], nodeid, t["file"]))
     chosen.sort()
     files = tuple(dict.fromkeys(f for _, _, f in chosen))
-    return Selection(files, tuple(n for _, n, _ in chosen), sum(d for d, _, _ in chosen))
+    return Selection(files, tuple(n for _, n, _ in chosen), sum(d for d, _, _ in chosen),
+                     import_time)
 
 
 # --- one mutant in a forked child ------------------------------------------------------
@@ -284,45 +287,115 @@ def _make_template(root: Path) -> Path:
     return template
 
 
+def _timeout(sel: Selection) -> float:
+    return min(300.0, 20.0 + 4.0 * sel.seconds)
+
+
 def run_mutants(todo: Sequence[tuple[Mutant, Selection]], workers: int,
                 progress: bool = True) -> list[Result]:
-    """Run each mutant in a forked child, `workers` at a time; results in input order."""
+    """Every mutant, `workers` at a time: function bodies by code swap in a collected
+    session (session.py), the rest (and any swap that fails) in a fresh import."""
     _preload()
     trees: dict[str, Any] = {}
-    results: dict[int, Result] = {}
     with tempfile.TemporaryDirectory(prefix="rk-mut-") as tmp:
         root = Path(tmp)
         template = _make_template(root)
-        queue = list(enumerate(todo))
-        running: dict[int, tuple[int, _Running]] = {}
-        done = 0
-        try:
-            while queue or running:
-                while queue and len(running) < workers:
-                    index, (m, sel) = queue.pop(0)
-                    source = _source(m, trees)
-                    work = root / f"m{index}"
-                    work.mkdir()
-                    pid = os.fork()
-                    if pid == 0:
-                        _child(m, source, sel, template, work)
-                    now = time.monotonic()
-                    timeout = min(300.0, 20.0 + 4.0 * sel.seconds)
-                    running[pid] = (index, _Running(Result(m, Outcome.ERROR, tests=len(
-                        sel.nodeids)), pid, work, now, now + timeout))
-                finished = _reap(running)
-                for index, r in finished:
-                    results[index] = r
-                    done += 1
-                    if progress:
-                        print(f"[{done}/{len(todo)}] {r.outcome.value:<9} {r.seconds:5.1f}s "
-                              f"{r.mutant.describe()}", flush=True)
-                if not finished:
-                    time.sleep(0.05)
-        finally:
-            for _, run in running.values():
-                _kill(run.pid)
-    return [results[i] for i in range(len(todo))]
+        fast = [(m, sel) for m, sel in todo if not sel.import_time]
+        results = _run_swapped(fast, workers, root, template, trees, progress)
+        fresh = [(m, sel) for m, sel in todo if m.id not in results]
+        results.update(_run_fresh(fresh, workers, root, template, trees, progress,
+                                  len(results), len(todo)))
+    return [results[m.id] for m, _ in todo]
+
+
+def _run_swapped(todo: Sequence[tuple[Mutant, Selection]], workers: int, root: Path,
+                 template: Path, trees: dict[str, Any], progress: bool) -> dict[str, Result]:
+    """Session processes (one per worker), each serving its share of the jobs."""
+    if not todo:
+        return {}
+    by_id = {m.id: (m, sel) for m, sel in todo}
+    shares = [todo[k::workers] for k in range(workers)]
+    sessions: list[tuple[int, Path]] = []
+    for k, share in enumerate(shares):
+        if not share:
+            continue
+        jobs = [session.Job(m.id, m.module, m.function, _source(m, trees), sel.nodeids,
+                            _timeout(sel)) for m, sel in share]
+        results_file = root / f"session{k}.jsonl"
+        results_file.touch()
+        test_args = [TEST_DIR, *(f"--ignore={n}" for n in NOT_RUN)]
+        pid = os.fork()
+        if pid == 0:
+            session.serve(jobs, results_file, str(template), root / f"session{k}-tmp",
+                          test_args)
+        sessions.append((pid, results_file))
+    out: dict[str, Result] = {}
+    seen = 0
+    try:
+        alive = {pid for pid, _ in sessions}
+        while alive:
+            for pid in list(alive):
+                got, _status = os.waitpid(pid, os.WNOHANG)
+                if got:
+                    alive.discard(pid)
+            lines = [line for _, f in sessions for line in f.read_text().splitlines()]
+            for n, line in enumerate(lines[seen:] if progress else (), seen + 1):
+                row = json.loads(line)
+                print(f"[swap {n}/{len(todo)}] {row['outcome']:<9} "
+                      f"{row['seconds']:5.1f}s {by_id[row['id']][0].describe()}", flush=True)
+            seen = len(lines)
+            if alive:
+                time.sleep(0.5)
+    finally:
+        for pid, _ in sessions:
+            _kill(pid)
+    for _, f in sessions:
+        for line in f.read_text().splitlines():
+            row = json.loads(line)
+            outcome = {"killed": Outcome.KILLED, "timeout": Outcome.TIMEOUT,
+                       "survived": Outcome.SURVIVED}.get(row["outcome"])
+            if outcome is None:
+                continue  # fallback or error: run it again in a fresh import
+            m, sel = by_id[row["id"]]
+            out[m.id] = Result(m, outcome, row["seconds"], len(sel.nodeids), "code swap")
+    return out
+
+
+def _run_fresh(todo: Sequence[tuple[Mutant, Selection]], workers: int, root: Path,
+               template: Path, trees: dict[str, Any], progress: bool, offset: int,
+               total: int) -> dict[str, Result]:
+    """A forked child per mutant that imports a copy of src/ holding the mutant."""
+    results: dict[int, Result] = {}
+    queue = list(enumerate(todo))
+    running: dict[int, tuple[int, _Running]] = {}
+    done = 0
+    try:
+        while queue or running:
+            while queue and len(running) < workers:
+                index, (m, sel) = queue.pop(0)
+                source = _source(m, trees)
+                work = root / f"m{index}"
+                work.mkdir()
+                pid = os.fork()
+                if pid == 0:
+                    _child(m, source, sel, template, work)
+                now = time.monotonic()
+                timeout = _timeout(sel)
+                running[pid] = (index, _Running(Result(m, Outcome.ERROR, tests=len(
+                    sel.nodeids)), pid, work, now, now + timeout))
+            finished = _reap(running)
+            for index, r in finished:
+                results[index] = r
+                done += 1
+                if progress:
+                    print(f"[{offset + done}/{total}] {r.outcome.value:<9} {r.seconds:5.1f}s "
+                          f"{r.mutant.describe()}", flush=True)
+            if not finished:
+                time.sleep(0.05)
+    finally:
+        for _, run in running.values():
+            _kill(run.pid)
+    return {todo[i][0].id: r for i, r in results.items()}
 
 
 def _source(m: Mutant, trees: dict[str, Any]) -> str:

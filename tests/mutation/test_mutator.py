@@ -14,7 +14,7 @@ TOY = '''"""Module docstring."""
 from __future__ import annotations
 
 TABLE = ("a", "b")
-NAMES = "permit reject".split()
+NAMES = "permit reject_unauth_destination".split()
 LIMITS = {"x": 1}
 
 
@@ -59,7 +59,7 @@ def test_every_operator_produces_its_mutant(tmp_path: Path) -> None:
     assert ('"a"', "<entry removed>") in by_op(ms, Operator.DROP_ENTRY)
     assert ("'x': 1", "<entry removed>") in by_op(ms, Operator.DROP_ENTRY)
     assert ("permit", "<word removed>") in by_op(ms, Operator.DROP_WORD)
-    assert ("reject", "<word removed>") in by_op(ms, Operator.DROP_WORD)
+    assert ("reject_unauth_destination", "<word removed>") in by_op(ms, Operator.DROP_WORD)
     assert ("def check", "def check: return") in by_op(ms, Operator.EARLY_RETURN)
     assert any(a == "None" for _, a in by_op(ms, Operator.RETURN_NONE))
     assert any(b.startswith("any(") and a.startswith("all(")
@@ -175,3 +175,33 @@ def test_checked_in_equivalents_name_existing_mutants() -> None:
     current = {m.id for m in runner.collect((*runner.GATED, *runner.REPORTED))}
     stale = sorted(set(listed) - current)
     assert not stale, f"equivalent.toml lists mutants that no longer exist: {stale}"
+
+
+def test_early_return_names_the_function_it_changes(tmp_path: Path) -> None:
+    early = next(m for m in toy(tmp_path) if m.operator is Operator.EARLY_RETURN)
+    assert early.function == "check" and not early.import_time
+    assert early.line > TOY.splitlines().index("def check(words: list[str], n: int) -> bool:")
+
+
+def test_swap_replaces_the_code_every_reference_sees(tmp_path: Path) -> None:
+    """The fast path: a function's __code__ swapped for the mutant's, seen through a
+    `from x import f` reference taken before the swap."""
+    import sys
+    import types
+
+    from tests.mutation import session
+
+    ms = toy(tmp_path)
+    m = next(m for m in ms if m.operator is Operator.EARLY_RETURN)
+    module = types.ModuleType("rk_mut_toy")
+    exec(compile(TOY, "toy.py", "exec"), module.__dict__)
+    alias = module.check
+    sys.modules["rk_mut_toy"] = module
+    try:
+        assert alias(["ok"], 5) is True
+        job = session.Job(m.id, "rk_mut_toy", m.function, mutated_source(ast.parse(TOY), m),
+                          (), 1.0)
+        assert session.swap(job)
+        assert alias(["ok"], 5) is None
+    finally:
+        del sys.modules["rk_mut_toy"]
