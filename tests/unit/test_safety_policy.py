@@ -1,0 +1,229 @@
+"""Relay safety, as an attacker would probe it: hostile profiles that must be refused,
+and their legitimate neighbours that must not be.
+
+Written to kill the mutants of profile/policy.py that survived the other unit tests
+(`invoke mutation`): each case names the fault it catches.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from relaykit.errors import Diagnostic, Level, ProfileError
+from relaykit.profile.load import load_profile
+
+ROAMING = "extends: roaming\nname: t\n"
+SATELLITE = "extends: satellite\nname: t\n"
+
+
+def diagnostics(tmp_path: Path, text: str) -> list[Diagnostic]:
+    """Every error and warning of a profile (an empty list: valid and silent)."""
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    try:
+        return list(load_profile(str(path)).warnings)
+    except ProfileError as exc:
+        return list(exc.diagnostics)
+
+
+def codes_at(found: list[Diagnostic], level: Level) -> set[tuple[str, str]]:
+    return {(d.code, d.path) for d in found if d.level is level}
+
+
+def errors(found: list[Diagnostic]) -> set[tuple[str, str]]:
+    return codes_at(found, Level.ERROR)
+
+
+def warnings(found: list[Diagnostic]) -> set[tuple[str, str]]:
+    return codes_at(found, Level.WARNING)
+
+
+# --- every restriction list is parsed: an unknown word is refused where it was written --
+
+LIST_LOCATIONS = [
+    ("restrictions:\n  client: [{item}]\n", ".restrictions.client[0]"),
+    ("restrictions:\n  helo: [{item}]\n", ".restrictions.helo[0]"),
+    ("restrictions:\n  sender: [{item}]\n", ".restrictions.sender[0]"),
+    ("restrictions:\n  relay: [{item}, permit_sasl_authenticated, reject_unauth_destination]\n",
+     ".restrictions.relay[0]"),
+    ("restrictions:\n  recipient: [{item}]\n", ".restrictions.recipient[0]"),
+    ("listeners:\n  - {{name: submission, port: 587, tls: starttls-required, auth: true,"
+     " client_restrictions: [{item}]}}\n", ".listeners[0].client_restrictions[0]"),
+    ("listeners:\n  - {{name: submission, port: 587, tls: starttls-required, auth: true,"
+     " relay_restrictions: [{item}, permit_sasl_authenticated, reject_unauth_destination]}}\n",
+     ".listeners[0].relay_restrictions[0]"),
+]
+
+
+@pytest.mark.parametrize(("template", "path"), LIST_LOCATIONS, ids=[p for _, p in LIST_LOCATIONS])
+def test_unknown_restriction_is_refused_in_every_list(tmp_path: Path, template: str,
+                                                      path: str) -> None:
+    found = diagnostics(tmp_path, ROAMING + template.format(item="permit_everything_please"))
+    assert ("unknown-restriction", path) in errors(found), [d.format() for d in found]
+
+
+@pytest.mark.parametrize(("template", "path"), LIST_LOCATIONS, ids=[p for _, p in LIST_LOCATIONS])
+def test_master_cf_injection_is_refused_in_every_list(tmp_path: Path, template: str,
+                                                      path: str) -> None:
+    # Closing the -o brace group and adding an override: the attacker's master.cf line.
+    item = "'reject_unauth_destination } -o mynetworks=0.0.0.0/0 {'"
+    found = diagnostics(tmp_path, ROAMING + template.format(item=item))
+    assert any(p == path for _, p in errors(found)), [d.format() for d in found]
+
+
+@pytest.mark.parametrize(("template", "path"), LIST_LOCATIONS, ids=[p for _, p in LIST_LOCATIONS])
+def test_known_restriction_is_accepted_in_every_list(tmp_path: Path, template: str,
+                                                     path: str) -> None:
+    found = diagnostics(tmp_path, ROAMING + template.format(item="reject_unauth_pipelining"))
+    assert not errors(found), [d.format() for d in found]
+
+
+# --- open relay: every listener, each finding once --------------------------------------
+
+def test_open_relay_on_a_later_listener_is_found(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, ROAMING + """\
+listeners:
+  - {name: submission, port: 587, tls: starttls-required, auth: true}
+  - {name: mx, port: 25, tls: starttls, auth: false,
+     relay_restrictions: [permit_mynetworks, permit]}
+""")
+    assert ("open-relay", ".listeners[1].relay_restrictions[1]") in errors(found)
+    assert not any(p.startswith(".listeners[0]") for _, p in errors(found))
+
+
+def test_a_shared_open_list_is_reported_once(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, ROAMING + """\
+listeners:
+  - {name: submission, port: 587, tls: starttls-required, auth: true}
+  - {name: submissions, port: 465, tls: implicit, auth: true}
+restrictions:
+  relay: [permit_sasl_authenticated, permit]
+""")
+    hits = [d for d in found if d.code == "open-relay"]
+    assert [d.path for d in hits] == [".restrictions.relay[1]"], [d.format() for d in hits]
+
+
+@pytest.mark.parametrize(("item", "says"), [
+    ("check_client_access hash:/etc/postfix/ok", "its map can answer OK"),
+    ("check_policy_service inet:127.0.0.1:10023", "its answer can be OK"),
+    ("permit", "`permit`"),
+])
+def test_open_relay_says_why_the_item_may_permit(tmp_path: Path, item: str, says: str) -> None:
+    found = diagnostics(tmp_path, ROAMING + f"""\
+restrictions:
+  relay: ['{item}', reject_unauth_destination]
+  maps:
+    ok: {{entries: {{192.0.2.1: OK}}}}
+""")
+    hits = [d for d in found if d.code == "open-relay"]
+    assert hits and says in hits[0].message, [d.format() for d in found]
+    if says.startswith("`"):
+        assert "its map" not in hits[0].message and "its answer" not in hits[0].message
+
+
+# --- authenticated users must get through every stage, on every AUTH listener -----------
+
+def test_sasl_order_checked_on_a_later_auth_listener(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, ROAMING + """\
+listeners:
+  - {name: mx, port: 25, tls: starttls, auth: false}
+  - {name: submission, port: 587, tls: starttls-required, auth: true,
+     relay_restrictions: [reject_unauth_destination, permit_sasl_authenticated]}
+""")
+    assert ("sasl-order", ".listeners[1].relay_restrictions[0]") in errors(found)
+
+
+def test_sasl_order_checked_in_the_recipient_stage(tmp_path: Path) -> None:
+    # The relay list lets authenticated users through; the recipient list then refuses
+    # every foreign recipient: users could not send mail out.
+    found = diagnostics(tmp_path, ROAMING + """\
+restrictions:
+  relay: [permit_sasl_authenticated, reject_unauth_destination]
+  recipient: [reject_unauth_destination]
+""")
+    assert ("sasl-order", ".restrictions.recipient[0]") in errors(found)
+
+
+def test_sasl_order_reported_once_for_a_shared_list(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, ROAMING + """\
+listeners:
+  - {name: submission, port: 587, tls: starttls-required, auth: true}
+  - {name: submissions, port: 465, tls: implicit, auth: true}
+restrictions:
+  relay: [reject_unauth_destination, permit_sasl_authenticated]
+""")
+    assert [d.path for d in found if d.code == "sasl-order"] == [".restrictions.relay[0]"]
+
+
+# --- mynetworks: the union in addresses, boundaries included ---------------------------
+
+@pytest.mark.parametrize(("nets", "refused"), [
+    (["10.0.0.0/8"], False),  # exactly the limit: a /8
+    (["10.0.0.0/8", "11.0.0.0/8"], True),  # two /8: over
+    (["10.0.0.0/8", "10.1.0.0/16"], False),  # overlap counted once
+    (["[2001:db8::]/32"], False),  # exactly the IPv6 limit
+    (["[2001:db8::]/31"], True),
+    (["[2000::]/3"], True),  # no IPv6 limit at all would let this through
+    (["[::]/80"], True),  # covers the IPv4-mapped range ::ffff:0:0/96: all of IPv4
+    (["[::ffff:0.0.0.0]/97"], True),  # IPv4-mapped 0.0.0.0/1
+    (["[::ffff:192.0.2.0]/120"], False),  # IPv4-mapped 192.0.2.0/24
+])
+def test_mynetworks_union_limit(tmp_path: Path, nets: list[str], refused: bool) -> None:
+    found = diagnostics(tmp_path, SATELLITE + f"postfix:\n  mynetworks: {nets}\n")
+    relay = [d for d in found if d.code == "open-relay" and d.level is Level.ERROR]
+    assert bool(relay) is refused, [d.format() for d in found]
+
+
+def test_mynetworks_union_error_names_the_size(tmp_path: Path) -> None:
+    v4 = diagnostics(tmp_path, SATELLITE + "postfix:\n  mynetworks: [10.0.0.0/7]\n")
+    v6 = diagnostics(tmp_path, SATELLITE + "postfix:\n  mynetworks: ['[2001:db8::]/31']\n")
+    assert any("IPv4" in d.message and "/8" in d.message for d in v4 if d.code == "open-relay")
+    assert any("IPv6" in d.message and "/32" in d.message for d in v6 if d.code == "open-relay")
+
+
+def test_host_bits_are_refused_and_later_entries_still_judged(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, SATELLITE + "postfix:\n  mynetworks: [192.0.2.1/24,"
+                        " 0.0.0.0/1, 128.0.0.0/1]\n")
+    assert ("bad-network", ".postfix.mynetworks[0]") in errors(found)
+    assert ("open-relay", ".postfix.mynetworks") in errors(found)
+
+
+@pytest.mark.parametrize(("net", "warned"), [
+    ("8.8.0.0/16", True), ("8.8.8.0/23", True), ("8.8.8.0/24", False),
+    ("10.0.0.0/16", False),  # private: not "public"
+    ("[2001:4860::]/47", True), ("[2001:4860::]/48", False),
+])
+def test_wide_public_mynetworks_warns(tmp_path: Path, net: str, warned: bool) -> None:
+    found = diagnostics(tmp_path, SATELLITE + f"postfix:\n  mynetworks: ['{net}']\n")
+    assert (("wide-mynetworks", ".postfix.mynetworks[0]") in warnings(found)) is warned
+
+
+# --- listeners ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("port", "warned"), [(587, True), (465, True), (25, False),
+                                              (2525, False)])
+def test_submission_port_without_auth_warns(tmp_path: Path, port: int, warned: bool) -> None:
+    tls = "implicit" if port == 465 else "starttls"
+    found = diagnostics(tmp_path, SATELLITE + f"""\
+listeners:
+  - {{name: l{port}, port: {port}, tls: {tls}, auth: false}}
+""")
+    hit = ("submission-no-auth", ".listeners[0].auth") in warnings(found)
+    assert hit is warned, [d.format() for d in found]
+
+
+def test_two_listeners_on_one_address_and_port_are_refused(tmp_path: Path) -> None:
+    same = diagnostics(tmp_path, ROAMING + """\
+listeners:
+  - {name: a, port: 587, tls: starttls-required, auth: true}
+  - {name: b, port: 587, tls: starttls-required, auth: true}
+""")
+    assert ("listener-duplicate", ".listeners[1].port") in errors(same)
+    apart = diagnostics(tmp_path, ROAMING + """\
+listeners:
+  - {name: a, port: 587, tls: starttls-required, auth: true, address: 192.0.2.1}
+  - {name: b, port: 587, tls: starttls-required, auth: true, address: 192.0.2.2}
+""")
+    assert not [d for d in apart if d.code == "listener-duplicate"]
