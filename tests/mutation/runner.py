@@ -143,6 +143,7 @@ def baseline(targets: Sequence[str], cache: Path) -> dict[str, Any]:
                         REPO / "tests" / "conftest.py", REPO / "tests" / "mutation" /
                         "coverage_plugin.py", REPO / "schema", REPO / "profiles",
                         REPO / "pyproject.toml"])
+    key += hashlib.sha256("\0".join(sorted(targets)).encode()).hexdigest()[:8]
     out = cache / f"coverage-{key}.json"
     if out.exists():
         data: dict[str, Any] = json.loads(out.read_text())
@@ -321,13 +322,15 @@ def _run_swapped(todo: Sequence[tuple[Mutant, Selection]], workers: int, root: P
             continue
         jobs = [session.Job(m.id, m.module, m.function, _source(m, trees), sel.nodeids,
                             _timeout(sel)) for m, sel in share]
+        everything = tuple(dict.fromkeys(n for _, sel in share for n in sel.nodeids))
+        jobs.insert(0, session.Job(session.CONTROL, "", "", "", everything, 600.0))
         results_file = root / f"session{k}.jsonl"
         results_file.touch()
         test_args = [TEST_DIR, *(f"--ignore={n}" for n in NOT_RUN)]
         pid = os.fork()
         if pid == 0:
-            session.serve(jobs, results_file, str(template), root / f"session{k}-tmp",
-                          test_args)
+            session.serve(jobs, results_file, str(template), str(REPO),
+                          root / f"session{k}-tmp", test_args)
         sessions.append((pid, results_file))
     out: dict[str, Result] = {}
     seen = 0
@@ -341,6 +344,10 @@ def _run_swapped(todo: Sequence[tuple[Mutant, Selection]], workers: int, root: P
             lines = [line for _, f in sessions for line in f.read_text().splitlines()]
             for n, line in enumerate(lines[seen:] if progress else (), seen + 1):
                 row = json.loads(line)
+                if row["id"] == session.CONTROL:
+                    print(f"[swap] control run without a mutant: {row['outcome']} in "
+                          f"{row['seconds']:.1f}s", flush=True)
+                    continue
                 print(f"[swap {n}/{len(todo)}] {row['outcome']:<9} "
                       f"{row['seconds']:5.1f}s {by_id[row['id']][0].describe()}", flush=True)
             seen = len(lines)
@@ -350,8 +357,16 @@ def _run_swapped(todo: Sequence[tuple[Mutant, Selection]], workers: int, root: P
         for pid, _ in sessions:
             _kill(pid)
     for _, f in sessions:
-        for line in f.read_text().splitlines():
-            row = json.loads(line)
+        rows = [json.loads(line) for line in f.read_text().splitlines()]
+        control = next((r for r in rows if r["id"] == session.CONTROL), None)
+        if control is None or control["outcome"] != "survived":
+            log = f.with_suffix(".log")
+            tail = log.read_text(errors="replace")[-4000:] if log.exists() else ""
+            raise SystemExit(f"mutation session broken: the tests fail without any mutant "
+                             f"({control}):\n{tail}")
+        for row in rows:
+            if row["id"] == session.CONTROL:
+                continue
             outcome = {"killed": Outcome.KILLED, "timeout": Outcome.TIMEOUT,
                        "survived": Outcome.SURVIVED}.get(row["outcome"])
             if outcome is None:
@@ -366,6 +381,8 @@ def _run_fresh(todo: Sequence[tuple[Mutant, Selection]], workers: int, root: Pat
                total: int) -> dict[str, Result]:
     """A forked child per mutant that imports a copy of src/ holding the mutant."""
     results: dict[int, Result] = {}
+    if todo:
+        _control_fresh(todo, root, template)
     queue = list(enumerate(todo))
     running: dict[int, tuple[int, _Running]] = {}
     done = 0
@@ -396,6 +413,27 @@ def _run_fresh(todo: Sequence[tuple[Mutant, Selection]], workers: int, root: Pat
         for _, run in running.values():
             _kill(run.pid)
     return {todo[i][0].id: r for i, r in results.items()}
+
+
+def _control_fresh(todo: Sequence[tuple[Mutant, Selection]], root: Path,
+                   template: Path) -> None:
+    """The same child, without a mutant, running every test the mutants will: it must
+    pass, or every kill below would be false."""
+    m = todo[0][0]
+    files = tuple(dict.fromkeys(f for _, sel in todo for f in sel.files))
+    nodeids = tuple(dict.fromkeys(n for _, sel in todo for n in sel.nodeids))
+    work = root / "control"
+    work.mkdir()
+    pid = os.fork()
+    if pid == 0:
+        _child(m, (REPO / m.file).read_text(encoding="utf-8"),
+               Selection(files, nodeids, 0.0), template, work)
+    _, status = os.waitpid(pid, 0)
+    if _outcome(status)[0] is not Outcome.SURVIVED:
+        log = work / "pytest.log"
+        tail = log.read_text(errors="replace")[-4000:] if log.exists() else ""
+        raise SystemExit(f"mutation runner broken: the tests fail without any mutant:\n{tail}")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def _source(m: Mutant, trees: dict[str, Any]) -> str:

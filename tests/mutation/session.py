@@ -26,6 +26,9 @@ from typing import Any
 
 # Exit codes of a fork: 0 survived, 1 a test failed, FALLBACK the code could not be swapped.
 FALLBACK = 7
+# The first job of every session: no mutant, every test its mutants will run.  It must
+# pass, or the session itself breaks tests and every "kill" would be false.
+CONTROL = "control: no mutant"
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ def _run_fork(session: Any, job: Job, items: list[Any]) -> None:
     code = FALLBACK
     try:
         os.setpgid(0, 0)
-        if swap(job):
+        if job.id == CONTROL or swap(job):
             watch = _Watch()
             session.config.pluginmanager.register(watch, "rk-mut-watch")
             code = 0
@@ -175,7 +178,7 @@ class Server:
         return True
 
 
-def serve(jobs: Sequence[Job], results: Path, src: str, basetemp: Path,
+def serve(jobs: Sequence[Job], results: Path, src: str, home: str, basetemp: Path,
           test_args: Sequence[str]) -> None:
     """In a forked process of the runner: import from `src`, collect, serve.  Never
     returns."""
@@ -184,7 +187,7 @@ def serve(jobs: Sequence[Job], results: Path, src: str, basetemp: Path,
         os.setpgid(0, 0)
         from tests.mutation.runner import _SrcFinder
 
-        os.environ.update(PYTHONPATH=src, PYTHONDONTWRITEBYTECODE="1")
+        os.environ.update(PYTHONPATH=src, PYTHONDONTWRITEBYTECODE="1", RELAYKIT_HOME=home)
         sys.dont_write_bytecode = True
         sys.meta_path.insert(0, _SrcFinder(src))
         log = os.open(results.with_suffix(".log"), os.O_WRONLY | os.O_CREAT, 0o600)
