@@ -227,3 +227,168 @@ listeners:
   - {name: b, port: 587, tls: starttls-required, auth: true, address: 192.0.2.2}
 """)
     assert not [d for d in apart if d.code == "listener-duplicate"]
+
+
+# --- SASL: declared, anonymous never, no password in clear ------------------------------
+
+def test_auth_without_sasl_is_refused_and_sasl_without_auth_warns(tmp_path: Path) -> None:
+    no_sasl = diagnostics(tmp_path, SATELLITE + """\
+listeners:
+  - {name: smtp, port: 25, tls: none, auth: false}
+  - {name: submission, port: 587, tls: starttls-required, auth: true}
+""")
+    assert ("sasl-missing", ".listeners[1].auth") in errors(no_sasl)
+    unused = diagnostics(tmp_path, ROAMING + """\
+listeners:
+  - {name: smtp, port: 25, tls: starttls, auth: false}
+""")
+    assert ("sasl-unused", ".sasl") in warnings(unused)
+    assert not [d for d in diagnostics(tmp_path, ROAMING) if d.code == "sasl-unused"]
+
+
+OUTBOUND = SATELLITE + "outbound:\n  relayhost: '[smarthost.example.net]:587'\n" \
+    "  sasl: true\n  tls_level: encrypt\n"
+
+
+@pytest.mark.parametrize("key", ["security_options", "tls_security_options"])
+def test_outbound_anonymous_is_refused(tmp_path: Path, key: str) -> None:
+    found = diagnostics(tmp_path, OUTBOUND + f"  {key}: [noplaintext]\n")
+    assert ("noanonymous", f".outbound.{key}") in errors(found), [d.format() for d in found]
+
+
+@pytest.mark.parametrize("key", ["security_options", "tls_security_options"])
+def test_server_anonymous_is_refused(tmp_path: Path, key: str) -> None:
+    found = diagnostics(tmp_path, ROAMING + f"sasl:\n  {key}: [noplaintext]\n")
+    assert ("noanonymous", f".sasl.{key}") in errors(found)
+
+
+PLAINTEXT_PORTS = ROAMING + """\
+listeners:
+  - {name: smtp, port: 25, tls: starttls, auth: false}
+  - {name: submissions, port: 465, tls: implicit, auth: true}
+  - {name: submission, port: 587, tls: starttls, auth: true}
+sasl:
+  auth_only_over_tls: false
+"""
+EXPOSED = PLAINTEXT_PORTS + "  security_options: [noanonymous]\n"
+
+
+def test_plaintext_auth_found_after_listeners_that_are_fine(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, EXPOSED)
+    assert ("plaintext-auth", ".listeners[2].tls") in errors(found), [d.format() for d in found]
+
+
+def test_plaintext_auth_legacy_opt_in_is_a_warning(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, EXPOSED + "  allow_insecure_legacy: true\n")
+    assert ("plaintext-auth", ".listeners[2].tls") in warnings(found)
+    assert not [d for d in found if d.code == "plaintext-auth" and d.level is Level.ERROR]
+
+
+def test_noplaintext_outside_tls_is_no_plaintext_exposure(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, PLAINTEXT_PORTS +
+                        "  security_options: [noanonymous, noplaintext]\n")
+    assert not [d for d in found if d.code == "plaintext-auth"], [d.format() for d in found]
+
+
+def test_auth_never_offered_found_on_a_later_listener(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, ROAMING + """\
+listeners:
+  - {name: submission, port: 587, tls: starttls-required, auth: true}
+  - {name: legacy, port: 2525, tls: none, auth: true}
+""")
+    assert ("auth-never", ".listeners[1].tls") in errors(found)
+
+
+def test_plaintext_mechanisms_disabled_inside_tls_warn(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, ROAMING +
+                        "sasl:\n  tls_security_options: [noanonymous, noplaintext]\n")
+    assert ("dead-mechanism", ".sasl.tls_security_options") in warnings(found)
+
+
+# --- outbound: credentials found, never in clear, 465 in wrapper mode ------------------
+
+@pytest.mark.parametrize(("relayhost", "key", "ok"), [
+    ("[smarthost.example.net]:587", "[smarthost.example.net]:587", True),
+    ("[smarthost.example.net]:587", "smarthost.example.net", True),
+    ("smarthost.example.net:587", "smarthost.example.net", True),
+    ("smarthost.example.net", "smarthost.example.net", True),
+    ("[smarthost.example.net]:587", "[smarthost.example.net]", False),
+    ("[smarthost.example.net]:587", "other.example.net", False),
+    ("smarthost.example.net:587", "smarthost.example.net:25", False),
+])
+def test_credentials_key_must_match_the_relayhost(tmp_path: Path, relayhost: str, key: str,
+                                                  ok: bool) -> None:
+    found = diagnostics(tmp_path, SATELLITE + f"""\
+outbound:
+  relayhost: '{relayhost}'
+  credentials_key: '{key}'
+""")
+    assert (("credentials-key", ".outbound.credentials_key") in errors(found)) is not ok, \
+        [d.format() for d in found]
+
+
+def test_outbound_noplaintext_warns(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, OUTBOUND + "  tls_security_options: [noanonymous, noplaintext]\n")
+    assert ("outbound-plaintext", ".outbound.tls_security_options") in warnings(found)
+    assert not [d for d in diagnostics(tmp_path, OUTBOUND) if d.code == "outbound-plaintext"]
+
+
+@pytest.mark.parametrize(("port", "level", "refused"), [
+    (465, "may", True), (465, "none", True), (465, "encrypt", False), (587, "may", False),
+])
+def test_smarthost_on_465_needs_mandatory_tls(tmp_path: Path, port: int, level: str,
+                                              refused: bool) -> None:
+    found = diagnostics(tmp_path, SATELLITE + f"""\
+outbound:
+  relayhost: '[smarthost.example.net]:{port}'
+  sasl: false
+  tls_level: {level}
+""")
+    assert (("outbound-wrapper", ".outbound.tls_level") in errors(found)) is refused
+
+
+# --- maps ------------------------------------------------------------------------------
+
+def test_map_declared_with_another_type_is_refused(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, ROAMING + """\
+restrictions:
+  recipient: [check_recipient_access hash:/etc/postfix/rcpt]
+  maps:
+    rcpt: {type: texthash, entries: {spam.example: REJECT}}
+""")
+    assert ("map-type", ".restrictions.recipient[0]") in errors(found)
+
+
+def test_unused_map_warns_and_static_maps_need_no_declaration(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, ROAMING + """\
+restrictions:
+  recipient: [check_recipient_access static:DUNNO]
+  maps:
+    spare: {entries: {spam.example: REJECT}}
+""")
+    assert ("map-unused", ".restrictions.maps.spare") in warnings(found)
+    assert not [d for d in found if d.level is Level.ERROR], [d.format() for d in found]
+
+
+def test_static_answer_must_be_an_access_action(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, ROAMING + """\
+restrictions:
+  recipient: [check_recipient_access static:NOPE_NOT_AN_ACTION]
+""")
+    assert ("map-answer", ".restrictions.recipient[0]") in errors(found)
+
+
+def test_tls_pair_names_the_missing_half(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, ROAMING + "tls:\n  key_file: /run/secrets/relay.key\n")
+    assert ("tls-pair", ".tls.cert_file") in errors(found)
+
+
+def test_control_character_in_a_map_key_is_refused(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, ROAMING + """\
+restrictions:
+  recipient: [check_recipient_access hash:/etc/postfix/rcpt]
+  maps:
+    rcpt: {entries: {"spam.example\\tOK": REJECT}}
+""")
+    assert any(d.level is Level.ERROR and d.path.startswith(".restrictions.maps.rcpt.entries")
+               for d in found), [d.format() for d in found]
