@@ -258,3 +258,35 @@ def test_saslauthd_socket_dir_only_with_saslauthd(tmp_path: Path) -> None:
     auxprop = rendered(tmp_path, "extends: gazette-2007\nname: t\n").tree
     assert auxprop.get(sock) is None
     assert auxprop.get(postfix.SASLAUTHD_DEFAULTS) is None
+
+
+def test_every_main_restriction_list_is_rendered(tmp_path: Path) -> None:
+    main = rendered(tmp_path, ROAMING + """\
+restrictions:
+  client: [permit_mynetworks, reject_unknown_client_hostname]
+  helo: [reject_invalid_helo_hostname]
+  sender: [reject_non_fqdn_sender]
+  recipient: [reject_non_fqdn_recipient]
+""").tree.text("/etc/postfix/main.cf").splitlines()
+    for line in ("smtpd_client_restrictions = permit_mynetworks, reject_unknown_client_hostname",
+                 "smtpd_helo_restrictions = reject_invalid_helo_hostname",
+                 "smtpd_sender_restrictions = reject_non_fqdn_sender",
+                 "smtpd_recipient_restrictions = reject_non_fqdn_recipient"):
+        assert line in main
+
+
+def test_sasl_option_lists_are_comma_separated(tmp_path: Path) -> None:
+    main = rendered(tmp_path, ROAMING + """\
+sasl:
+  security_options: [noanonymous, noplaintext]
+  tls_security_options: [noanonymous, noactive]
+outbound:
+  relayhost: '[smarthost.example.net]:587'
+  sasl: true
+  tls_level: encrypt
+  security_options: [noanonymous, noplaintext]
+  tls_security_options: [noanonymous, noactive]
+""").tree.text("/etc/postfix/main.cf").splitlines()
+    for prefix in ("smtpd_sasl", "smtp_sasl"):
+        assert f"{prefix}_security_options = noanonymous, noplaintext" in main
+        assert f"{prefix}_tls_security_options = noanonymous, noactive" in main

@@ -170,3 +170,13 @@ def test_trusted_restrictions_permit_only_the_trusted() -> None:
     assert restrictions.walk(items, lambda _r: (), frozenset({"permit_sasl_authenticated"})) \
         == (Verdict.PERMIT, 0)
     assert restrictions.walk([], lambda _r: ()) == (Verdict.CONTINUE, 0)
+
+
+@pytest.mark.parametrize(("answer", "refuses"), [("REJECT", True), ("DUNNO", False)])
+def test_static_answer_applies_to_everybody(tmp_path: Path, answer: str, refuses: bool) -> None:
+    found = diagnostics(tmp_path, "extends: satellite\nname: t\n" + f"""\
+restrictions:
+  relay: [permit_mynetworks, check_client_access static:{answer}]
+""")
+    relay = [d for d in found if d.code == "open-relay"]
+    assert (not relay) is refuses, [d.format() for d in found]
