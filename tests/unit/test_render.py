@@ -125,3 +125,63 @@ def test_only_hash_maps_are_postmapped(tmp_path: Path) -> None:
     conf = tree.text("/etc/relaykit/relaykit.conf")
     assert "RELAYKIT_MAPS='hash:/etc/postfix/rcpt_blacklist'" in conf
     assert tree.get("/etc/postfix/helo") is not None
+
+
+@pytest.mark.parametrize("value", ["a }", "{ a", "-o x=y", "a}b", " a", "a ", "", "a\nb",
+                                   "permit_mynetworks } -o { mynetworks = 0.0.0.0/0"])
+def test_master_cf_option_cannot_leave_its_brace_group(value: str) -> None:
+    from relaykit.errors import RelaykitError
+    from relaykit.render.postfix import _master_option
+
+    with pytest.raises(RelaykitError):
+        _master_option("smtpd_relay_restrictions", value)
+
+
+@pytest.mark.parametrize("key", ["Smtpd", "a b", "a=b", "{a", "-o", ""])
+def test_master_cf_option_name_is_a_parameter_name(key: str) -> None:
+    from relaykit.errors import RelaykitError
+    from relaykit.render.postfix import _master_option
+
+    with pytest.raises(RelaykitError):
+        _master_option(key, "x")
+
+
+def test_master_cf_options_render_in_braces_only_with_spaces() -> None:
+    from relaykit.render.postfix import _master_option
+
+    assert _master_option("a", "x,y") == "a=x,y"
+    assert _master_option("a", "x, y z") == "{ a = x, y z }"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_listener_lists_are_rendered_per_listener(name: str) -> None:
+    """Each listener's own lists reach master.cf (a lost override would let main.cf's
+    list govern the port)."""
+    p = load_profile(name).profile
+    master = rendered(name).tree.text("/etc/postfix/master.cf")
+    for lis in p.listeners:
+        for key, items in (("smtpd_client_restrictions", lis.client_restrictions),
+                           ("smtpd_relay_restrictions", lis.relay_restrictions)):
+            if items is not None:
+                text = ", ".join(r.render() for r in items)
+                want = f"{{ {key} = {text} }}" if " " in text else f"{key}={text}"
+                assert f"  -o {want}\n" in master
+
+
+def test_main_cf_refuses_a_parameter_twice() -> None:
+    from relaykit.errors import RelaykitError
+    from relaykit.render.postfix import render_main_cf
+
+    p = load_profile("roaming").profile
+    with pytest.raises(RelaykitError):
+        render_main_cf(p, (("mynetworks", "0.0.0.0/0"),))
+
+
+def test_map_rendering_refuses_what_would_split_a_line() -> None:
+    from relaykit.errors import RelaykitError
+    from relaykit.render.postfix import render_map
+
+    p = load_profile("roaming").profile
+    for entry in (("a b", "OK"), ("a", "OK\nb OK"), ("a", " OK"), ("", "OK"), ("a", "")):
+        with pytest.raises(RelaykitError):
+            render_map((entry,), p)

@@ -44,7 +44,36 @@ def is_valid(schema: dict[str, Any], value: Any) -> bool | None:
         return None
 
 
+LEAF_KEYWORDS = frozenset({"type", "minLength", "maxLength", "pattern"})
+_LEAVES: dict[int, tuple[Any, Any]] = {}
+
+
+def _leaf(schema: dict[str, Any]) -> Any:
+    """A string-only schema (type string, lengths, pattern) as one predicate: access
+    maps with 100,000 entries are checked entry by entry (the schema lives as long as
+    the process, so its id is a stable key; the schema is kept to pin it)."""
+    cached = _LEAVES.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    keys = set(schema) - ANNOTATIONS
+    pred = None
+    if keys <= LEAF_KEYWORDS and schema.get("type") == "string":
+        lo, hi = schema.get("minLength", 0), schema.get("maxLength")
+        regex = _regex(schema["pattern"]) if "pattern" in schema else None
+
+        def pred(value: Any) -> bool:
+            return isinstance(value, str) and lo <= len(value) and \
+                (hi is None or len(value) <= hi) and \
+                (regex is None or regex.search(value) is not None)
+    _LEAVES[id(schema)] = (schema, pred)
+    return pred
+
+
 def _valid(schema: Any, value: Any) -> bool:
+    if isinstance(schema, dict):
+        leaf = _leaf(schema)
+        if leaf is not None:
+            return bool(leaf(value))
     if schema is True:
         return True
     if schema is False:

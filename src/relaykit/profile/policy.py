@@ -150,10 +150,11 @@ class Ctx:
             ("restrictions",), DEFAULT_RELAY_RESTRICTIONS,
             tuple(("restrictions",) for _ in DEFAULT_RELAY_RESTRICTIONS))
 
-    def stages(self, i: int) -> tuple[RestrictionList, ...]:
-        """What Postfix runs at RCPT TO on listener i, in order: its relay list (a -o
-        override, else main.cf's), then main.cf's recipient list."""
-        relay = self.lists.get(("listeners", i, "relay_restrictions"), self.default_relay)
+    def stages(self, i: int | None) -> tuple[RestrictionList, ...]:
+        """What Postfix runs at RCPT TO on listener i (None: main.cf alone), in order: its
+        relay list (a -o override, else main.cf's), then main.cf's recipient list."""
+        relay = self.default_relay if i is None else \
+            self.lists.get(("listeners", i, "relay_restrictions"), self.default_relay)
         rcpt = self.lists.get(("restrictions", "recipient"))
         return (relay,) if rcpt is None else (relay, rcpt)
 
@@ -169,8 +170,12 @@ def restriction_syntax(ctx: Ctx) -> Iterator[Finding]:
 @check
 def no_open_relay(ctx: Ctx) -> Iterator[Finding]:
     seen: set[tuple[PathKey, str]] = set()
-    for i, lis in enumerate(ctx.doc["listeners"]):
-        for finding in _relay_findings(ctx, lis["name"], ctx.stages(i)):
+    judged = [(lis["name"], ctx.stages(i)) for i, lis in enumerate(ctx.doc["listeners"])]
+    # main.cf's own lists are judged even when every listener overrides the relay list:
+    # a listener entry lost on the way (a hand edit, a package upgrade) must not open it.
+    judged.append(("(main.cf)", ctx.stages(None)))
+    for name, stages in judged:
+        for finding in _relay_findings(ctx, name, stages):
             key = (finding.path, finding.code)
             if key not in seen:
                 seen.add(key)
@@ -247,6 +252,18 @@ def _network(cidr: str) -> Network:
     return net
 
 
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+def _loopback_part(net: Network) -> int:
+    """How many of net's addresses are loopback (nets are collapsed: whole or none)."""
+    total = 0
+    for lo in LOOPBACK:
+        if lo.version == net.version and lo.overlaps(net):
+            total += min(lo.num_addresses, net.num_addresses)
+    return total
+
+
 @check
 def mynetworks_narrow(ctx: Ctx) -> Iterator[Finding]:
     nets: list[tuple[int, Network]] = []
@@ -266,7 +283,8 @@ def mynetworks_narrow(ctx: Ctx) -> Iterator[Finding]:
     for version, limit, size in ((4, MAX_TRUSTED_V4, "/8"), (6, MAX_TRUSTED_V6, "/32")):
         mine = [(i, n) for i, n in nets if n.version == version]
         union = ipaddress.collapse_addresses(n for _, n in mine)  # type: ignore[type-var]
-        total = sum(n.num_addresses for n in union)
+        # Loopback is the relay itself: nobody outside can send from it.
+        total = sum(n.num_addresses - _loopback_part(n) for n in union)
         if total > limit:
             where: PathKey = ("postfix", "mynetworks")
             if len(mine) == 1:
@@ -560,12 +578,36 @@ def _strings(node: Any, path: PathKey) -> Iterator[tuple[PathKey, str]]:
         yield path, node
 
 
+def _texts(root: Any) -> list[str]:
+    """Every key and string value, without paths (iterative: big maps are common)."""
+    out: list[str] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            out.extend(map(str, node))
+            for value in node.values():
+                if isinstance(value, str):
+                    out.append(value)
+                elif isinstance(value, dict | list):
+                    stack.append(value)
+        elif isinstance(node, list):
+            for value in node:
+                if isinstance(value, str):
+                    out.append(value)
+                elif isinstance(value, dict | list):
+                    stack.append(value)
+    return out
+
+
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @check
 def no_control_characters(ctx: Ctx) -> Iterator[Finding]:
     """A newline in any value would start a new main.cf/master.cf/map line: injection."""
+    if not CONTROL.search(" ".join(_texts(ctx.doc))):
+        return  # the usual case, decided in one pass over every key and value
     for path, text in _strings(ctx.doc, ()):
         if CONTROL.search(text):
             yield error(path, f"control character in {text!r}: it would end the line in "

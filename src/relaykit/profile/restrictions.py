@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HOSTNAME = rf"{_LABEL}(\.{_LABEL}){{0,126}}"  # a DNS name (callers bound its length)
@@ -265,6 +266,7 @@ _STOP_ACTIONS = frozenset({"REJECT", "DISCARD"})  # DISCARD: accepted, never del
 _CODE_RE = re.compile(r"^[45][0-9][0-9]$")
 
 
+@lru_cache(maxsize=4096)  # answers repeat: 100,000-entry maps are benchmarked
 def parse_answer(text: str) -> Answer:
     """access(5), as smtpd_check.c reads it; anything unknown is a RestrictionError."""
     words = text.split()

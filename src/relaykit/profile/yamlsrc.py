@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import datetime
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,6 @@ CORE_SCALAR_TAGS = frozenset({
 })
 EXPLICIT_SCALAR_TAGS = frozenset({"!", STR, "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
                                   "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null"})
-MERGE = "tag:yaml.org,2002:merge"
 
 
 @dataclass(frozen=True)
@@ -159,9 +158,8 @@ class _Open:
     value: Any
     anchor: str | None
     line: int
-    nodes: int = 1
+    nodes_before: int  # the node count before this collection: its size is the difference
     key: tuple[str, int] | None = None  # mapping: the key waiting for its value
-    keys_seen: set[str] = field(default_factory=set)
 
 
 class _Builder:
@@ -170,13 +168,15 @@ class _Builder:
     def __init__(self, name: str) -> None:
         self.name = name
         self.locs: dict[PathKey, Loc] = {}
+        self.loc_cache: dict[int, Loc] = {}
         self.stack: list[_Open] = []
         self.anchors: dict[str, tuple[Any, int]] = {}  # anchor -> (value, node count)
         self.nodes = 0
         self.alias_nodes = 0
         self.documents = 0
         self.result: Any = None
-        self.resolver = yaml.resolver.Resolver()
+        self.implicit: dict[str, list[tuple[str, Any]]] = \
+            yaml.resolver.Resolver.yaml_implicit_resolvers
         self.constructor = yaml.constructor.SafeConstructor()
 
     def fail(self, event: Any, message: str) -> YamlSyntaxError:
@@ -184,21 +184,22 @@ class _Builder:
 
     def run(self, events: Any) -> None:
         for event in events:
-            if isinstance(event, yaml.DocumentStartEvent):
+            kind = type(event)
+            if kind is yaml.ScalarEvent:
+                self.scalar(event)
+            elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+                self.start_collection(event)
+            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                done = self.stack.pop()
+                self.remember(done.anchor, done.value, self.nodes - done.nodes_before)
+                self.place(done.value, done.line)
+            elif kind is yaml.AliasEvent:
+                self.alias(event)
+            elif kind is yaml.DocumentStartEvent:
                 self.documents += 1
                 if self.documents > 1:
                     raise self.fail(event, "more than one YAML document: a profile is one "
                                     "mapping")
-            elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                self.start_collection(event)
-            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                done = self.stack.pop()
-                self.remember(done.anchor, done.value, done.nodes)
-                self.place(done.value, done.line)
-            elif isinstance(event, yaml.ScalarEvent):
-                self.scalar(event)
-            elif isinstance(event, yaml.AliasEvent):
-                self.alias(event)
 
     # --- values ------------------------------------------------------------------------
 
@@ -215,32 +216,31 @@ class _Builder:
             raise self.fail(event, "mapping keys must be plain strings")
         path = self.child_path(event)
         value: Any = {} if isinstance(event, yaml.MappingStartEvent) else []
-        self.stack.append(_Open(path, value, event.anchor, line))
+        self.stack.append(_Open(path, value, event.anchor, line, self.nodes - 1))
 
     def scalar(self, event: Any) -> None:
         self.count(event, 1)
         top = self.stack[-1] if self.stack else None
-        if top is not None and isinstance(top.value, dict) and top.key is None:
+        if top is not None and top.key is None and isinstance(top.value, dict):
             self.key(event, top)
             return
         value = self.construct(event)
-        self.remember(event.anchor, value, 1)
+        if event.anchor is not None:
+            self.remember(event.anchor, value, 1)
         self.place(value, event.start_mark.line + 1)
 
     def key(self, event: Any, top: _Open) -> None:
         if event.anchor is not None:
             raise self.fail(event, "anchors on mapping keys are not supported")
-        tag = event.tag or self.resolve(event)
-        if tag == MERGE:
+        if event.tag is None and event.value == "<<" and event.style is None:
             raise self.fail(event, "YAML merge keys (<<) are not supported; use extends:")
         if event.tag is not None and event.tag not in EXPLICIT_SCALAR_TAGS:
             raise self.fail(event, f"YAML tag {event.tag!r} on a key: remove it")
         key = str(event.value)
         if len(key) > MAX_KEY_LENGTH:
             raise self.fail(event, f"key longer than {MAX_KEY_LENGTH} characters")
-        if key in top.keys_seen:
+        if key in top.value:  # values are placed before the next key is read
             raise self.fail(event, f"duplicate key {key!r}")
-        top.keys_seen.add(key)
         top.key = (key, event.start_mark.line + 1)
 
     def alias(self, event: Any) -> None:
@@ -261,6 +261,9 @@ class _Builder:
         self.place(copy.deepcopy(value), event.start_mark.line + 1)
 
     def construct(self, event: Any) -> Any:
+        if event.tag is None and (not event.implicit[0] or
+                                  event.value[:1] not in self.implicit):
+            return event.value  # quoted, or plain that no resolver claims: a string
         if event.tag is not None and event.tag not in EXPLICIT_SCALAR_TAGS:
             raise self.fail(event, f"YAML tag {event.tag!r}: only plain values (strings, "
                             "numbers, booleans, null) are allowed")
@@ -286,9 +289,15 @@ class _Builder:
         raise self.fail(event, f"YAML value of type {type(value).__name__} is not allowed")
 
     def resolve(self, event: Any) -> str:
-        tag: str = self.resolver.resolve(  # type: ignore[no-untyped-call]
-            yaml.ScalarNode, event.value, event.implicit)
-        return tag
+        """The implicit tag of an untagged scalar: quoted ones are strings; plain ones
+        are matched against the resolvers for their first character, as PyYAML does."""
+        if not event.implicit[0]:
+            return STR
+        value: str = event.value
+        for tag, regexp in self.implicit.get(value[:1], ()):
+            if regexp.match(value):
+                return str(tag)
+        return STR
 
     # --- bookkeeping -------------------------------------------------------------------
 
@@ -296,8 +305,6 @@ class _Builder:
         self.nodes += nodes
         if self.nodes > MAX_NODES:
             raise self.fail(event, f"more than {MAX_NODES} YAML nodes: not a profile")
-        for open_ in self.stack:
-            open_.nodes += nodes
 
     def remember(self, anchor: str | None, value: Any, nodes: int) -> None:
         if anchor is not None:
@@ -312,10 +319,16 @@ class _Builder:
             return (*top.path, top.key[0])
         return (*top.path, len(top.value))
 
+    def loc(self, line: int) -> Loc:
+        found = self.loc_cache.get(line)
+        if found is None:
+            found = self.loc_cache[line] = Loc(self.name, line)
+        return found
+
     def place(self, value: Any, line: int) -> None:
         if not self.stack:
             self.result = value
-            self.locs[()] = Loc(self.name, line)
+            self.locs[()] = self.loc(line)
             return
         top = self.stack[-1]
         if isinstance(top.value, dict):
@@ -323,8 +336,8 @@ class _Builder:
             key, key_line = top.key
             top.value[key] = value
             # A key's path points at the key itself: the line a human looks for.
-            self.locs[(*top.path, key)] = Loc(self.name, key_line)
+            self.locs[(*top.path, key)] = self.loc(key_line)
             top.key = None
         else:
-            self.locs[(*top.path, len(top.value))] = Loc(self.name, line)
+            self.locs[(*top.path, len(top.value))] = self.loc(line)
             top.value.append(value)

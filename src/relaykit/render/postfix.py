@@ -201,9 +201,12 @@ def _restrictions(p: Profile) -> list[Setting]:
     return out
 
 
+CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def _one_line(text: str) -> str:
     """Policy refuses control characters; this makes sure none slips into a file."""
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+    if CONTROL.search(text):
         raise RelaykitError(f"refusing to render a control character in {text!r}")
     return text
 
@@ -258,7 +261,7 @@ def _master_option(key: str, value: str) -> str:
     if not OPTION_NAME.match(key):
         raise RelaykitError(f"refusing to render master.cf option name {key!r}")
     if any(ch in value for ch in "{}") or value.startswith("-") or value != value.strip() \
-            or not value or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            or not value or CONTROL.search(value):
         raise RelaykitError(f"refusing to render master.cf option {key} = {value!r}: it "
                             "could leave its -o brace group")
     # Postfix >= 3.0: braces allow spaces inside a -o value ("check_x_access hash:...").
@@ -386,8 +389,15 @@ def _shell_quote(value: str) -> str:
 
 
 def render_map(entries: tuple[Setting, ...], p: Profile) -> str:
-    head = HEADER.format(name=p.name, version=p.version)
-    return head + "".join(f"{_one_line(k)}\t{_one_line(v)}\n" for k, v in entries)
+    """key TAB answer per line.  A key holds no white space and nothing holds a control
+    character: checked on the whole text at once (100,000-entry maps are benchmarked)."""
+    for k, v in entries:
+        if not k or k != k.split(None, 1)[0] or not v.strip() or v != v.strip():
+            raise RelaykitError(f"refusing to render map entry {k!r}: {v!r}")
+    if CONTROL.search(" ".join(f"{k} {v}" for k, v in entries)):
+        raise RelaykitError("refusing to render a control character in a map")
+    body = "".join(f"{k}\t{v}\n" for k, v in entries)
+    return HEADER.format(name=p.name, version=p.version) + body
 
 
 # --- the tree --------------------------------------------------------------------------
