@@ -1,0 +1,106 @@
+"""Loading a profile: where it is looked for, what `extends:` may name, and that every
+refusal is a clear error with its file and line, never a traceback.
+
+Written to kill the mutants of profile/load.py (and the yamlsrc paths it reaches) that
+survived the other unit tests (`invoke mutation`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from relaykit.errors import ProfileError, RelaykitError
+from relaykit.profile import load
+from relaykit.profile.load import load_profile, locate
+
+
+def refused(path: Path) -> list[str]:
+    with pytest.raises(ProfileError) as info:
+        load_profile(str(path))
+    out = [d.format() for d in info.value.diagnostics]
+    assert out
+    return out
+
+
+def test_no_profile_given() -> None:
+    with pytest.raises(RelaykitError, match="no profile given") as info:
+        locate("")
+    assert "--profile" in info.value.hint
+
+
+def test_missing_file_and_the_shipped_name_hint(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RelaykitError, match="profile file not found") as info:
+        locate("roaming.yaml")
+    assert info.value.hint == "a shipped profile is named without .yaml: roaming"
+    with pytest.raises(RelaykitError, match="profile file not found") as info:
+        locate("nonesuch.yaml")
+    assert info.value.hint == "check the path, or use a shipped profile name"
+    with pytest.raises(RelaykitError, match="profile file not found") as info:
+        locate("sub/roaming.yaml")
+    assert info.value.hint == "check the path, or use a shipped profile name"
+
+
+def test_paths_are_relative_to_the_including_file(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    parent = tmp_path / "sub" / "parent.yaml"
+    parent.write_text("extends: roaming\nname: parent\n")
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: sub/parent.yaml\nname: child\n")
+    assert load_profile(str(child)).profile.name == "child"
+    assert locate("parent.yaml", relative_to=parent) == parent
+
+
+@pytest.mark.parametrize(("text", "says", "line"), [
+    ("- a\n- b\n", "must be a YAML mapping", 1),
+    ("name: x\nextends: 5\n", "extends must be a profile name or path", 2),
+    ("name: x\nextends: ''\n", "extends must be a profile name or path", 2),
+    ("name: x\nextends: nonesuch\n", "no shipped profile named 'nonesuch'", 2),
+    ("name: x\nextends: ./missing.yaml\n", "profile file not found", 2),
+    ("name: x\nextends: ./p.yaml\n", "extends cycle", 2),
+])
+def test_bad_documents_and_extends(tmp_path: Path, text: str, says: str, line: int) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    out = refused(path)
+    assert any(says in o and f"p.yaml:{line}:" in o for o in out), out
+
+
+def test_extends_depth_limit(tmp_path: Path) -> None:
+    depth = load.MAX_EXTENDS_DEPTH
+    (tmp_path / "p0.yaml").write_text("extends: roaming\nname: p0\n")
+    for i in range(1, depth + 2):
+        (tmp_path / f"p{i}.yaml").write_text(f"extends: ./p{i - 1}.yaml\nname: p{i}\n")
+    assert load_profile(str(tmp_path / f"p{depth - 1}.yaml")).profile.name == f"p{depth - 1}"
+    out = refused(tmp_path / f"p{depth}.yaml")
+    assert any("extends chain deeper" in o for o in out), out
+
+
+def test_unknown_key_hints(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("extends: roaming\nname: t\npostfix:\n  main_cf: {}\n  myhostnam: x\n")
+    assert any("did you mean 'myhostname'?" in o for o in refused(path))
+    path.write_text("extends: roaming\nname: t\nzzzzzz: 1\n")
+    assert any("allowed here:" in o and "listeners" in o for o in refused(path))
+
+
+def test_yaml_errors_carry_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("name: x\nlisteners: [\n")
+    out = refused(path)
+    assert any("p.yaml:" in o and "YAML" in o for o in out), out
+    path.write_text("name: x\nversion: =\n")
+    assert any("p.yaml:2:" in o for o in refused(path))
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("version: 2026-11-27\n", "quote it"),
+    ("version: [1]\n", "expected string"),
+])
+def test_type_errors_explain_themselves(tmp_path: Path, text: str, says: str) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("extends: roaming\nname: t\n" + text)
+    assert any(says in o for o in refused(path))
