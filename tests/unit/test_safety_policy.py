@@ -392,3 +392,24 @@ restrictions:
 """)
     assert any(d.level is Level.ERROR and d.path.startswith(".restrictions.maps.rcpt.entries")
                for d in found), [d.format() for d in found]
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("spam.example", "REJECT go\\naway"), ("spam.example", "REJECT go\\taway"),
+    ("spam.example", "REJECT go\\x85away"), ("spam.example", "REJECT go\\u2028away"),
+    ("spam.example", "REJECT go\\x7faway"), ("spam\\x7f.example", "REJECT"),
+    ("spam\\x9f.example", "REJECT"),
+])
+def test_control_characters_in_map_entries_are_refused(tmp_path: Path, key: str,
+                                                       value: str) -> None:
+    # Map keys and answers are free text up to the schema: the policy must catch what
+    # would split a line of the rendered map (YAML double-quoted escapes).
+    found = diagnostics(tmp_path, ROAMING + f"""\
+restrictions:
+  recipient: [check_recipient_access hash:/etc/postfix/rcpt]
+  maps:
+    rcpt: {{entries: {{"{key}": "{value}"}}}}
+""")
+    hits = [d for d in found if d.level is Level.ERROR and d.code == "control-character"
+            and d.path.startswith(".restrictions.maps.rcpt.entries.")]
+    assert hits, [d.format() for d in found]
