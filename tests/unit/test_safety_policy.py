@@ -413,3 +413,50 @@ restrictions:
     hits = [d for d in found if d.level is Level.ERROR and d.code == "control-character"
             and d.path.startswith(".restrictions.maps.rcpt.entries.")]
     assert hits, [d.format() for d in found]
+
+
+def test_main_cf_relay_list_is_judged_even_when_every_listener_overrides_it(
+        tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, ROAMING + """\
+listeners:
+  - {name: submission, port: 587, tls: starttls-required, auth: true,
+     relay_restrictions: [permit_sasl_authenticated, reject]}
+restrictions:
+  relay: [permit]
+""")
+    hits = [d for d in found if d.code == "open-relay"]
+    assert [d.path for d in hits] == [".restrictions.relay[0]"], [d.format() for d in found]
+    assert "(main.cf)" in hits[0].message
+
+
+@pytest.mark.parametrize(("nets", "refused"), [
+    (["10.0.0.0/8", "192.0.2.1/32"], True),  # one address over the /8
+    (["10.0.0.0/8", "127.0.0.0/8"], False),  # loopback is not counted
+    (["10.0.0.0/8", "127.0.0.0/8", "192.0.2.1/32"], True),
+    (["10.0.0.0/8", "127.0.0.0/8", "[::1]/128"], False),
+])
+def test_mynetworks_limit_counts_every_address_but_loopback(tmp_path: Path, nets: list[str],
+                                                            refused: bool) -> None:
+    found = diagnostics(tmp_path, SATELLITE + f"postfix:\n  mynetworks: {nets}\n")
+    relay = [d for d in found if d.code == "open-relay" and d.level is Level.ERROR]
+    assert bool(relay) is refused, [d.format() for d in found]
+
+
+def test_auth_never_is_reported_alone_and_on_every_listener(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, ROAMING + """\
+listeners:
+  - {name: submission, port: 587, tls: starttls, auth: true}
+  - {name: legacy, port: 2525, tls: none, auth: true}
+  - {name: legacy2, port: 2526, tls: none, auth: true}
+sasl:
+  security_options: [noanonymous]
+  auth_only_over_tls: true
+""")
+    assert ("auth-never", ".listeners[1].tls") in errors(found)
+    assert ("auth-never", ".listeners[2].tls") in errors(found)
+    assert not [d for d in found if d.code == "plaintext-auth"], [d.format() for d in found]
+
+
+def test_plaintext_auth_hint_names_both_ways_out(tmp_path: Path) -> None:
+    hits = [d for d in diagnostics(tmp_path, EXPOSED) if d.code == "plaintext-auth"]
+    assert hits and "auth_only_over_tls" in hits[0].hint and "noplaintext" in hits[0].hint
