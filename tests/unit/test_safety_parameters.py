@@ -239,3 +239,55 @@ def test_allowed_values_reach_main_cf_last_and_once(tmp_path: Path) -> None:
     lines = text.splitlines()
     assert lines.count("smtpd_timeout = 30s") == 1
     assert lines.count("smtpd_tls_ask_ccert = yes") == 1
+
+
+def test_allowed_values_are_rendered_in_canonical_form(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(ROAMING + """\
+postfix:
+  main_cf:
+    smtpd_recipient_limit: '0100'
+    smtpd_error_sleep_time: 030s
+    smtpd_peername_lookup: false
+    smtputf8_enable: 'no'
+    notify_classes: bounce,delay
+    smtp_helo_name: mail.example.org
+    smtpd_banner: $myhostname ESMTP
+""")
+    main = render(load_profile(str(path)).profile).tree.text("/etc/postfix/main.cf")
+    lines = main.splitlines()
+    for line in ("smtpd_recipient_limit = 100", "smtpd_error_sleep_time = 30s",
+                 "smtpd_peername_lookup = no", "smtputf8_enable = no",
+                 "notify_classes = bounce, delay", "smtp_helo_name = mail.example.org",
+                 "smtpd_banner = $myhostname ESMTP"):
+        assert line in lines, main
+
+
+@pytest.mark.parametrize(("key", "bad", "hint"), [
+    ("smtpd_recipient_limit", 0, "write an integer from 1 to 100000"),
+    ("smtpd_timeout", "0s", "write a time with its unit (s, m, h, d, w) from 1s to 3600s"),
+    ("smtpd_peername_lookup", "maybe", "write yes or no"),
+    ("notify_classes", "bogus", "write a comma-separated set of bounce, 2bounce, delay"),
+    ("smtp_helo_name", "a b", "write a host name (or $myhostname)"),
+    ("smtpd_banner", "hello", "write $myhostname, then printable text without $"),
+])
+def test_refused_values_say_what_is_expected(tmp_path: Path, key: str, bad: object,
+                                             hint: str) -> None:
+    hits = [d for d in main_cf(tmp_path, key, bad) if d.code == "parameter-value"]
+    assert hits and hits[0].hint.startswith(hint), [d.format() for d in hits]
+
+
+def test_single_choice_grammar_describes_itself() -> None:
+    one = parameters.Choices(("a", "b"))
+    assert one.describe() == "one of a, b"
+    assert one.parse("a") == "a"
+    with pytest.raises(ValueError):
+        one.parse("a, b")
+
+
+@pytest.mark.parametrize("key", ["smtp_helo_name", "smtpd_banner", "notify_classes",
+                                 "smtpd_recipient_limit", "smtpd_timeout"])
+def test_a_yes_no_is_not_a_value_for_text_or_numbers(key: str) -> None:
+    for value in (True, False):
+        with pytest.raises(ValueError):
+            parameters.ALLOWED[key].parse(value)

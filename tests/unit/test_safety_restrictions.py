@@ -180,3 +180,15 @@ restrictions:
 """)
     relay = [d for d in found if d.code == "open-relay"]
     assert (not relay) is refuses, [d.format() for d in found]
+
+
+@pytest.mark.parametrize(("answer", "says"), [
+    ("   ", "empty map answer"),
+    ("check_client_access", "'check_client_access' takes an argument"),
+    ("bogus_word", "'bogus_word' is neither an access(5) action nor a restriction"),
+])
+def test_refused_answers_say_why(answer: str, says: str) -> None:
+    with pytest.raises(RestrictionError) as info:
+        parse_answer(answer)
+    assert says in info.value.message
+    assert info.value.hint.startswith(("write an action", "use OK, REJECT"))
