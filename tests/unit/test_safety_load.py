@@ -104,3 +104,37 @@ def test_type_errors_explain_themselves(tmp_path: Path, text: str, says: str) ->
     path = tmp_path / "p.yaml"
     path.write_text("extends: roaming\nname: t\n" + text)
     assert any(says in o for o in refused(path))
+
+
+def test_yml_paths_and_the_shipped_list_in_the_hint(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.yml").write_text("extends: roaming\nname: mine\n")
+    assert locate("mine.yml") == Path("mine.yml")
+    with pytest.raises(RelaykitError) as info:
+        locate("nonesuch")
+    assert info.value.hint.startswith("shipped profiles: gazette-2007, roaming, satellite;")
+
+
+def test_errors_come_before_warnings(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    # A warning on an early line (weak mechanism), an error on a later one.
+    path.write_text("extends: gazette-2007\nname: t\nsasl:\n  mechanisms: [CRAM-MD5]\n"
+                    "postfix:\n  mynetworks: [0.0.0.0/0]\n")
+    with pytest.raises(ProfileError) as info:
+        load_profile(str(path))
+    levels = [d.level.value for d in info.value.diagnostics]
+    assert levels[0] == "error" and "warning" in levels
+    assert levels == sorted(levels)  # "error" < "warning": every error first
+
+
+def test_suites_come_from_relaykit_debian(tmp_path: Path) -> None:
+    from relaykit import debian
+
+    path = tmp_path / "p.yaml"
+    path.write_text("extends: roaming\nname: t\nbase: {suite: hamm}\n")
+    out = refused(path)
+    assert any(".base.suite" in o and debian.DEFAULT_SUITE in o for o in out), out
+    path.write_text("extends: satellite\nname: t\nbase: {}\n")
+    data = load_profile(str(path)).resolved
+    assert data["base"]["suite"] == debian.DEFAULT_SUITE

@@ -290,3 +290,28 @@ outbound:
     for prefix in ("smtpd_sasl", "smtp_sasl"):
         assert f"{prefix}_security_options = noanonymous, noplaintext" in main
         assert f"{prefix}_tls_security_options = noanonymous, noactive" in main
+
+
+def test_maps_render_one_entry_per_line(tmp_path: Path) -> None:
+    r = rendered(tmp_path, ROAMING + """\
+restrictions:
+  recipient: [check_recipient_access hash:/etc/postfix/rcpt, check_client_access
+              hash:/etc/postfix/clients]
+  maps:
+    rcpt: {entries: {spam.example: REJECT, ads.example: '550 5.7.1 no ads'}}
+    clients: {entries: {192.0.2.66: DISCARD}}
+""")
+    body = [line for line in r.tree.text("/etc/postfix/rcpt").splitlines()
+            if not line.startswith("#")]
+    assert sorted(body) == ["ads.example\t550 5.7.1 no ads", "spam.example\tREJECT"]
+    assert runtime(r)["RELAYKIT_MAPS"] == "hash:/etc/postfix/rcpt hash:/etc/postfix/clients"
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("a b", "REJECT"), ("", "REJECT"), ("a", ""), ("a", " REJECT"), ("a", "REJECT "),
+    ("a", "REJECT\nOK"), ("a\x7f", "REJECT"), ("a", "REJECT\x85"),
+])
+def test_map_lines_cannot_be_split(key: str, value: str) -> None:
+    p = load_profile("roaming").profile
+    with pytest.raises(RelaykitError):
+        postfix.render_map(((key, value),), p)
