@@ -304,7 +304,7 @@ restrictions:
     body = [line for line in r.tree.text("/etc/postfix/rcpt").splitlines()
             if not line.startswith("#")]
     assert sorted(body) == ["ads.example\t550 5.7.1 no ads", "spam.example\tREJECT"]
-    assert runtime(r)["RELAYKIT_MAPS"] == "hash:/etc/postfix/rcpt hash:/etc/postfix/clients"
+    assert runtime(r)["RELAYKIT_MAPS"] == "hash:/etc/postfix/clients hash:/etc/postfix/rcpt"
 
 
 @pytest.mark.parametrize(("key", "value"), [
