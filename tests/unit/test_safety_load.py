@@ -138,3 +138,60 @@ def test_suites_come_from_relaykit_debian(tmp_path: Path) -> None:
     path.write_text("extends: satellite\nname: t\nbase: {}\n")
     data = load_profile(str(path)).resolved
     assert data["base"]["suite"] == debian.DEFAULT_SUITE
+
+
+def diags(tmp_path: Path, text: str) -> list[tuple[str, str, str, str]]:
+    path = tmp_path / "p.yaml"
+    path.write_text("extends: roaming\nname: t\n" + text)
+    with pytest.raises(ProfileError) as info:
+        load_profile(str(path))
+    return [(d.code, d.path, d.message, d.hint) for d in info.value.diagnostics]
+
+
+@pytest.mark.parametrize(("text", "code", "path", "message", "hint"), [
+    ("listeners:\n  - {name: a, port: '25', tls: none, auth: false}\n", "type",
+     ".listeners[0].port", "expected integer, got string '25'", "TCP port"),
+    ("listeners:\n  - {name: a, port: 25, tls: none, auth: false, address: 5}\n", "type",
+     ".listeners[0].address", "expected string or null, got integer 5", "Bind address"),
+    ("listeners:\n  - {name: a, port: 25, tls: maybe, auth: false}\n", "enum",
+     ".listeners[0].tls", "'maybe' is not allowed", 'use one of: "none", "starttls"'),
+    ("listeners:\n  - {name: a, port: 25, auth: false}\n", "required", ".listeners[0]",
+     "missing required field 'tls'", "add `tls:` ("),
+    ("postfix:\n  myhostname: 'bad host'\n", "pattern", ".postfix.myhostname",
+     "'bad host' is not a valid value here", ""),
+])
+def test_schema_errors_say_what_and_how(tmp_path: Path, text: str, code: str, path: str,
+                                        message: str, hint: str) -> None:
+    found = diags(tmp_path, text)
+    hits = [d for d in found if d[0] == code and d[1] == path]
+    assert hits, found
+    assert hits[0][2].startswith(message), hits[0]
+    assert hits[0][3].startswith(hint) and (hint or hits[0][3]), hits[0]
+
+
+def test_unknown_field_lists_what_is_allowed(tmp_path: Path) -> None:
+    found = diags(tmp_path, "tls:\n  zzzzzz: 1\n")
+    hint = next(d[3] for d in found if d[0] == "unknown-field")
+    assert hint.startswith("allowed here: cert_file, ")
+
+
+@pytest.mark.parametrize("text", ["postfix: 5\n", "postfix: [a]\n", "listeners: {a: 1}\n",
+                                  "sasl: text\n", "restrictions: 5\n"])
+def test_a_section_of_the_wrong_type_is_an_error_not_a_crash(tmp_path: Path,
+                                                             text: str) -> None:
+    found = diags(tmp_path, text)
+    assert any(d[0] == "type" for d in found), found
+
+
+def test_locations_are_shown_relative_to_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "p.yaml").write_text("extends: roaming\nname: t\npostfix: 5\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ProfileError) as info:
+        load_profile("p.yaml")
+    assert {d.file for d in info.value.diagnostics} == {"p.yaml"}
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with pytest.raises(ProfileError) as info:
+        load_profile(str(tmp_path / "p.yaml"))
+    assert {d.file for d in info.value.diagnostics} == {str((tmp_path / "p.yaml").resolve())}
