@@ -195,3 +195,45 @@ def test_locations_are_shown_relative_to_the_working_directory(
     with pytest.raises(ProfileError) as info:
         load_profile(str(tmp_path / "p.yaml"))
     assert {d.file for d in info.value.diagnostics} == {str((tmp_path / "p.yaml").resolve())}
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("true", "got boolean true"), ("1.5", "got number 1.5"), ("[1]", "got list [1]"),
+    ("{a: 1}", 'got mapping {"a": 1}'), ("null", "got null null"), ("'x'", "got string 'x'"),
+])
+def test_type_errors_name_the_type_found(tmp_path: Path, value: str, shown: str) -> None:
+    found = diags(tmp_path, f"listeners:\n  - {{name: a, port: {value}, tls: none, "
+                  "auth: false}\n")
+    messages = [d[2] for d in found if d[1] == ".listeners[0].port"]
+    assert any(m == f"expected integer, {shown}" for m in messages), found
+
+
+@pytest.mark.parametrize(("length", "cut"), [(60, False), (61, True)])
+def test_long_values_are_shortened_in_messages(tmp_path: Path, length: int, cut: bool) -> None:
+    value = "x" * (length - 4) + " y"  # shown quoted: two more characters
+    found = diags(tmp_path, f"postfix:\n  myhostname: '{value}'\n")
+    message = next(d[2] for d in found if d[1] == ".postfix.myhostname")
+    assert len(repr(value)) == length
+    text = repr(value)[:57] + "..." if cut else repr(value)
+    assert message == f"{text} is not a valid value here", message
+
+
+def test_missing_field_hint_quotes_its_description(tmp_path: Path) -> None:
+    import json
+
+    from relaykit.paths import schema_file
+
+    schema = json.loads(schema_file().read_text())
+    desc = schema["properties"]["listeners"]["items"]["properties"]["tls"]["description"]
+    found = diags(tmp_path, "listeners:\n  - {name: a, port: 25, auth: false}\n")
+    hint = next(d[3] for d in found if d[0] == "required")
+    assert hint == f"add `tls:` ({desc.rstrip('.')})"
+
+
+def test_absolute_path_below_the_working_directory_is_shown_relative(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "p.yaml").write_text("name: x\nlisteners: [\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ProfileError) as info:
+        load_profile(str(tmp_path / "p.yaml"))
+    assert {d.file for d in info.value.diagnostics} == {"p.yaml"}

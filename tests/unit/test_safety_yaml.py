@@ -144,8 +144,9 @@ def test_nul_and_bad_bytes_report_their_line(tmp_path: Path) -> None:
 
 
 def test_unreadable_file_is_an_error_not_a_traceback(tmp_path: Path) -> None:
-    with pytest.raises(YamlSyntaxError, match="cannot read"):
+    with pytest.raises(YamlSyntaxError, match="cannot read") as info:
         yamlsrc.load(tmp_path / "missing.yaml")
+    assert info.value.line == 1
     with pytest.raises(YamlSyntaxError, match="cannot read"):
         yamlsrc.load(tmp_path)
 
@@ -158,6 +159,7 @@ def test_locations_point_at_keys_and_items() -> None:
     assert doc.locs[("list", 1, "k")].line == 5
     assert doc.locs[("m", "n")].line == 7
     assert doc.loc(("m", "n", "missing", 3)).line == 7  # nearest ancestor
+    assert doc.loc(("m", "n", "missing")).line == 7
     assert doc.loc(("nowhere",)).line == doc.locs[()].line
 
 
