@@ -460,3 +460,24 @@ sasl:
 def test_plaintext_auth_hint_names_both_ways_out(tmp_path: Path) -> None:
     hits = [d for d in diagnostics(tmp_path, EXPOSED) if d.code == "plaintext-auth"]
     assert hits and "auth_only_over_tls" in hits[0].hint and "noplaintext" in hits[0].hint
+
+
+@pytest.mark.parametrize("where", [
+    ("listeners", 0, "name"), ("postfix", "mynetworks", 0), ("restrictions", "relay", 0),
+    ("postfix", "myhostname"), ("sasl", "realm"),
+])
+def test_control_character_anywhere_is_found_even_past_the_schema(
+        where: tuple[str | int, ...]) -> None:
+    """The schema's patterns refuse control characters first; the policy check must
+    still find one at any depth (a loosened pattern must not open an injection)."""
+    import copy
+
+    from relaykit.profile import policy
+
+    doc = copy.deepcopy(load_profile("roaming").resolved)
+    node = doc
+    for part in where[:-1]:
+        node = node[part]
+    node[where[-1]] = "a\nb"
+    hits = [f for f in policy.run(doc) if f.code == "control-character"]
+    assert [f.path for f in hits] == [where], hits
