@@ -14,8 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from relaykit.errors import Level, ProfileError
+from relaykit.errors import Level, ProfileError, RelaykitError
 from relaykit.profile.load import load_profile
 from relaykit.render.postfix import render
 
@@ -223,6 +225,10 @@ def test_main_cf_cannot_weaken_what_relaykit_writes(tmp_path: Path, key: str,
     ("sasl:\n  users_file: /run/secretsx/users\n", ".sasl.users_file"),
     ("sasl:\n  users_file: /etc/relaykit/../shadow\n", ".sasl.users_file"),
     ("outbound:\n  credentials_file: /etc/passwd\n", ".outbound.credentials_file"),
+    ("sasl:\n  users_file: /etc/relaykit/relaykit.conf\n", ".sasl.users_file"),
+    ("sasl:\n  users_file: /run/secrets/tls.key\n"
+     "tls:\n  cert_file: /run/secrets/tls.crt\n  key_file: /run/secrets/tls.key\n",
+     ".tls.key_file"),
     ("tls:\n  cert_file: /etc/ssl/private/k.pem\n  key_file: /etc/ssl/private/k.pem\n",
      ".tls.cert_file"),
     ("tls:\n  cert_file: /run/secrets/c\n  key_file: /etc/shadow\n", ".tls.key_file"),
@@ -232,6 +238,10 @@ def test_main_cf_cannot_weaken_what_relaykit_writes(tmp_path: Path, key: str,
     ("postfix:\n  inet_interfaces: ['all, 192.0.2.1']\n", ".postfix.inet_interfaces[0]"),
     ("sasl:\n  realm: 'a b'\n", ".sasl.realm"),
     ("outbound:\n  credentials_key: 'x y'\n", ".outbound.credentials_key"),
+    ("outbound:\n  relayhost: '[$mynetworks]:25'\n", ".outbound.relayhost"),
+    ("outbound:\n  relayhost: '[a,b]'\n", ".outbound.relayhost"),
+    ("restrictions:\n  relay: ['check_client_access " + "x" * 400 + "']\n",
+     ".restrictions.relay[0]"),
 ])
 def test_free_text_has_a_grammar(tmp_path: Path, override: str, path: str) -> None:
     found = diagnostics(tmp_path, BASE + override)
@@ -374,3 +384,37 @@ def test_satellite_465_without_mandatory_tls_is_refused(tmp_path: Path) -> None:
     refused(tmp_path, "extends: satellite\nname: t\noutbound:\n  relayhost: "
             "'[smtp.example.net]:465'\n  sasl: false\n  tls_level: may\n", "outbound-wrapper",
             ".outbound.tls_level")
+
+
+# --- any bytes at all: a clear error, never a traceback --------------------------------
+
+ROAMING = (ROOT / "profiles" / "roaming.yaml").read_bytes()
+MUTATIONS = [b"{", b"}", b"[", b"]", b"&a ", b"*a", b"!!python/object ", b"\x00", b"\xff",
+             b"<<: ", b"---\n", b"  ", b"\n", b": ", b"- ", b"'", b'"', b"!x ", b"\t", b"%",
+             b"? ", b"|\n", b"> ", b"1e400", b"0x1", b"~", b".inf", b"2026-01-01"]
+
+
+@settings(max_examples=150, derandomize=True, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(st.integers(0, len(ROAMING)), st.sampled_from(MUTATIONS)),
+                      min_size=1, max_size=4),
+       noise=st.binary(max_size=64))
+def test_mangled_profiles_fail_cleanly(tmp_path: Path, edits: list[tuple[int, bytes]],
+                                       noise: bytes) -> None:
+    data = ROAMING
+    for at, text in sorted(edits, reverse=True):
+        data = data[:at] + text + data[at:]
+    for i, body in enumerate((data, data + noise, noise)):
+        path = tmp_path / f"m{i}.yaml"
+        path.write_bytes(body)
+        start = time.monotonic()
+        try:
+            loaded = load_profile(str(path))
+        except ProfileError as exc:
+            assert exc.exit_code == 2 and exc.diagnostics
+            assert all(d.line >= 1 and d.file for d in exc.diagnostics)
+        except RelaykitError as exc:
+            assert exc.message
+        else:
+            render(loaded.profile)
+        assert time.monotonic() - start < 5

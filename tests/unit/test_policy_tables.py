@@ -165,38 +165,53 @@ def _main_cf(key: str, value: Any) -> str:
     return BASE + f"postfix:\n  main_cf:\n    {key}: {value!r}\n"
 
 
-def good_and_bad(grammar: Any) -> tuple[Any, list[Any]]:
+def good_and_bad(grammar: Any) -> tuple[list[tuple[Any, str]], list[Any]]:
+    """Good values with the main.cf text they must render as (boundaries included),
+    and bad values."""
     if isinstance(grammar, parameters.Integer):
-        return grammar.hi, [grammar.hi + 1, grammar.lo - 1, "1e3", True, "10 "]
+        return ([(grammar.lo, str(grammar.lo)), (grammar.hi, str(grammar.hi)),
+                 (str(grammar.hi), str(grammar.hi))],
+                [grammar.hi + 1, grammar.lo - 1, "1e3", True, "10 ", "0x10"])
     if isinstance(grammar, parameters.Duration):
-        return f"{max(grammar.lo, 1)}s", [f"{grammar.hi + 1}s", "10", "1x", "-1s", 5]
+        lo, hi = grammar.lo, grammar.hi
+        return ([(f"{lo}s", f"{lo}s"), (f"{hi}s", f"{hi}s"), (f"0{max(lo, 1)}s", f"{max(lo, 1)}s")],
+                [f"{hi + 1}s", "10", "1x", "-1s", 5, f"{lo - 1}s" if lo else "1y", "1 s"])
     if isinstance(grammar, parameters.YesNo):
-        return True, ["maybe", 1, "Yes"]
+        return [(True, "yes"), (False, "no"), ("yes", "yes"), ("no", "no")], \
+            ["maybe", 1, "Yes", "true"]
     if isinstance(grammar, parameters.Choices):
-        return grammar.words[0], ["bogus", f"{grammar.words[0]}, {grammar.words[0]}"]
+        first, last = grammar.words[0], grammar.words[-1]
+        return [(first, first), (f"{first},{last}", f"{first}, {last}")], \
+            ["bogus", f"{first}, {first}", "", f"{first} {last}"]
     if isinstance(grammar, parameters.Hostname):
-        return "mail.example.org", ["bad host", "$mydomain", "-x.example"]
+        return [("mail.example.org", "mail.example.org"), ("$myhostname", "$myhostname")], \
+            ["bad host", "$mydomain", "-x.example", "a..b", True]
     if isinstance(grammar, parameters.Banner):
-        return "$myhostname ESMTP", ["hello", "$myhostname $mail_version", "$myhostname\t"]
+        return [("$myhostname ESMTP", "$myhostname ESMTP"), ("$myhostname", "$myhostname")], \
+            ["hello", "$myhostname $mail_version", "$myhostname\t", "x $myhostname"]
     raise AssertionError(f"no test values for {grammar!r}")
 
 
 @pytest.mark.parametrize("key", sorted(parameters.ALLOWED))
 def test_every_allowed_parameter_takes_a_good_value_once(tmp_path: Path, key: str) -> None:
     good, _ = good_and_bad(parameters.ALLOWED[key])
-    path = tmp_path / "p.yaml"
-    path.write_text(_main_cf(key, good))
-    p = load_profile(str(path)).profile
-    main = render_main_cf(p)
-    lines = [line for line in main.splitlines() if line.startswith(f"{key} = ")]
-    assert lines == [f"{key} = {parameters.ALLOWED[key].parse(good)}"]
+    for value, text in good:
+        path = tmp_path / "p.yaml"
+        path.write_text(_main_cf(key, value))
+        p = load_profile(str(path)).profile
+        main = render_main_cf(p)
+        lines = [line for line in main.splitlines() if line.startswith(f"{key} = ")]
+        assert lines == [f"{key} = {text}"], (value, lines)
 
 
 @pytest.mark.parametrize("key", sorted(parameters.ALLOWED))
 def test_every_allowed_parameter_refuses_bad_values(tmp_path: Path, key: str) -> None:
     _, bad = good_and_bad(parameters.ALLOWED[key])
     for value in bad:
-        assert "parameter-value" in codes(tmp_path, _main_cf(key, value)), (key, value)
+        found = [d for d in diagnostics(tmp_path, _main_cf(key, value))
+                 if d.code == "parameter-value"]
+        assert found, (key, value)
+        assert found[0].hint.startswith("write ") and len(found[0].hint) > 12
 
 
 @pytest.mark.parametrize("key", sorted(parameters.MANAGED))
@@ -323,6 +338,7 @@ TRIGGERS: dict[str, str] = {
                           "  tls_level: encrypt\n  tls_security_options: [noanonymous,"
                           " noplaintext]\n",
     "outbound-wrapper": "outbound:\n  relayhost: '[a.example]:465'\n",
+    "relayhost-port": "outbound:\n  relayhost: '[a.example]:99999'\n",
     "parameter-value": "postfix:\n  main_cf: {smtpd_timeout: 30}\n",
     "managed-parameter": "postfix:\n  main_cf: {mynetworks: 0.0.0.0/0}\n",
     "obsolete-parameter": "postfix:\n  main_cf: {smtpd_use_tls: true}\n",
@@ -330,6 +346,8 @@ TRIGGERS: dict[str, str] = {
     "map-missing": "restrictions:\n  recipient: [check_helo_access hash:/etc/postfix/h]\n",
     "map-type": "restrictions:\n  recipient: [check_helo_access texthash:/etc/postfix/h]\n"
                 "  maps:\n    h: {entries: {a: REJECT}}\n",
+    "map-name": "restrictions:\n  recipient: [check_helo_access hash:/etc/postfix/sasl_passwd]\n"
+                "  maps:\n    sasl_passwd: {entries: {'[smtp.example.net]:587': 'a:b'}}\n",
     "map-unused": "restrictions:\n  maps:\n    h: {entries: {a: REJECT}}\n",
     "map-answer": "restrictions:\n  recipient: [check_helo_access hash:/etc/postfix/h]\n"
                   "  maps:\n    h: {entries: {a: '200 ok'}}\n",
@@ -337,6 +355,7 @@ TRIGGERS: dict[str, str] = {
                       " reject_unauth_destination, check_policy_service"
                       " inet:127.0.0.1:10023]\n",
     "tls-pair": "tls:\n  cert_file: /run/secrets/c\n",
+    "secret-file": "sasl:\n  users_file: /run/secrets/sasl-passwd\n",
     "control-character": "restrictions:\n  recipient: [check_helo_access hash:/etc/postfix/h]\n"
                          "  maps:\n    h: {entries: {a: \"REJECT a\\tb\"}}\n",
     "unknown-restriction": "restrictions:\n  sender: [reject_unknown_sendre_domain]\n",
@@ -360,6 +379,13 @@ def _codes_in_source() -> set[str]:
 
 def test_every_code_has_a_trigger() -> None:
     assert set(TRIGGERS) == _codes_in_source()
+
+
+@pytest.mark.parametrize("name", sorted(policy.RESERVED_MAP_NAMES))
+def test_every_reserved_map_name_is_refused(tmp_path: Path, name: str) -> None:
+    text = BASE + (f"restrictions:\n  recipient: [check_helo_access hash:/etc/postfix/{name}]\n"
+                   f"  maps:\n    {name}: {{entries: {{a: REJECT}}}}\n")
+    assert "map-name" in codes(tmp_path, text)
 
 
 @pytest.mark.parametrize("code", sorted(TRIGGERS))
@@ -400,3 +426,40 @@ def test_schema_errors_stop_before_policy(tmp_path: Path,
     assert ran == []
     load_profile("roaming")
     assert ran == [True]
+
+
+@pytest.mark.parametrize("where", ["list", "key", "value", "nested"])
+def test_control_characters_are_found_anywhere(where: str) -> None:
+    """Checked on the document itself (defence in depth behind the schema's grammars)."""
+    from relaykit.paths import profiles_dir
+    from relaykit.profile.load import apply_defaults, load_schema, resolve_extends
+
+    doc = resolve_extends(profiles_dir() / "roaming.yaml", ()).data
+    apply_defaults(load_schema(), doc)
+    bad = "a\u0085b"
+    if where == "list":
+        doc["postfix"]["mydestination"].append(bad)
+    elif where == "key":
+        doc["restrictions"]["maps"] = {"m": {"type": "hash", "entries": {bad: "OK"}}}
+    elif where == "value":
+        doc["description"] = bad
+    else:
+        doc["listeners"][0]["client_restrictions"].append(bad)
+    found = [f for f in policy.run(doc) if f.code == "control-character"]
+    assert found, where
+
+
+def test_obsolete_and_deprecated_are_told_apart(tmp_path: Path) -> None:
+    removed = diagnostics(tmp_path, _main_cf("smtpd_sasl_application_name", "smtpd"))
+    assert any("obsolete" in d.message for d in removed)
+    deprecated = diagnostics(tmp_path, _main_cf("smtpd_use_tls", "yes"))
+    assert any("deprecated" in d.message for d in deprecated)
+
+
+@pytest.mark.parametrize("port,ok", [(0, False), (1, True), (65535, True), (65536, False)])
+def test_relayhost_port_bounds(tmp_path: Path, port: int, ok: bool) -> None:
+    head = "extends: satellite\nname: t\noutbound:\n"
+    relayhost = head + f"  relayhost: '[a.example]:{port}'\n"
+    assert ("relayhost-port" not in codes(tmp_path, relayhost)) is ok
+    keyed = head + f"  relayhost: '[a.example]:587'\n  credentials_key: '[a.example]:{port}'\n"
+    assert ("relayhost-port" not in codes(tmp_path, keyed)) is ok
