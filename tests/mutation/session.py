@@ -159,11 +159,14 @@ class Server:
     def __init__(self, jobs: Sequence[Job], results: Path) -> None:
         self.jobs = jobs
         self.results = results
+        self.parent = os.getppid()
 
     def pytest_runtestloop(self, session: Any) -> bool:
         by_id = {item.nodeid: item for item in session.items}
         with self.results.open("a", encoding="utf-8") as out:
             for job in self.jobs:
+                if os.getppid() != self.parent:
+                    break  # the runner is gone (killed): stop, leave nothing behind
                 items = [by_id[n] for n in job.nodeids if n in by_id]
                 if not items:
                     outcome, seconds = "error", 0.0

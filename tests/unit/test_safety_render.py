@@ -52,7 +52,7 @@ def runtime(r: Rendered) -> dict[str, str]:
 # --- master.cf: nothing a value holds may leave its -o brace group --------------------
 
 @pytest.mark.parametrize("value", [
-    "permit }", "{ permit", "-o mynetworks=0.0.0.0/0", " permit", "permit ", "",
+    "permit }", "{ permit", "-o mynetworks=0.0.0.0/0", " permit", "permit ",
     "a\nb", "a\rb", "a\tb", "a\x00b", "a\x7fb", "a\x1fb",
 ])
 def test_master_option_refuses_values_that_could_escape(value: str) -> None:
@@ -71,6 +71,9 @@ def test_master_option_braces_only_values_with_spaces() -> None:
         "smtpd_sasl_auth_enable=yes"
     assert postfix._master_option("smtpd_client_restrictions", "a, b ~") == \
         "{ smtpd_client_restrictions = a, b ~ }"
+    # An empty list: the parameter set to nothing, still one token.
+    assert postfix._master_option("smtpd_client_restrictions", "") == \
+        "smtpd_client_restrictions="
 
 
 def test_master_entry_refuses_a_control_character_in_its_fields() -> None:
