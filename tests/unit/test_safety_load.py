@@ -24,6 +24,14 @@ def refused(path: Path) -> list[str]:
     return out
 
 
+def test_path_length_limit() -> None:
+    with pytest.raises(RelaykitError) as info:
+        locate("/" + "x" * 4090 + ".yaml")  # 4096 characters: looked up (and not found)
+    assert "longer than" not in info.value.message
+    with pytest.raises(RelaykitError, match="longer than 4096"):
+        locate("/" + "x" * 4091 + ".yaml")
+
+
 def test_no_profile_given() -> None:
     with pytest.raises(RelaykitError, match="no profile given") as info:
         locate("")
@@ -176,7 +184,8 @@ def test_unknown_field_lists_what_is_allowed(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("text", ["postfix: 5\n", "postfix: [a]\n", "listeners: {a: 1}\n",
-                                  "sasl: text\n", "restrictions: 5\n"])
+                                  "sasl: text\n", "restrictions: 5\n", "listeners: [5]\n",
+                                  "listeners: [[1]]\n"])
 def test_a_section_of_the_wrong_type_is_an_error_not_a_crash(tmp_path: Path,
                                                              text: str) -> None:
     found = diags(tmp_path, text)

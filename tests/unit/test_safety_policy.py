@@ -481,3 +481,18 @@ def test_control_character_anywhere_is_found_even_past_the_schema(
     node[where[-1]] = "a\nb"
     hits = [f for f in policy.run(doc) if f.code == "control-character"]
     assert [f.path for f in hits] == [where], hits
+
+
+@pytest.mark.parametrize(("text", "path", "says"), [
+    ("sasl:\n  users_file: /run/secrets/relay.key\ntls:\n  cert_file: /run/secrets/relay.pem\n"
+     "  key_file: /run/secrets/relay.key\n", ".tls.key_file", "already .sasl.users_file"),
+    ("outbound:\n  credentials_file: /run/secrets/sasl-users\n", ".outbound.credentials_file",
+     "already .sasl.users_file"),
+    ("tls:\n  cert_file: /run/secrets/relay.pem\n  key_file: /run/secrets/relay.pem\n",
+     ".tls.key_file", "already .tls.cert_file"),
+])
+def test_one_secret_file_per_role(tmp_path: Path, text: str, path: str, says: str) -> None:
+    found = diagnostics(tmp_path, ROAMING + text)
+    hits = [d for d in found if d.code == "secret-file"]
+    assert [d.path for d in hits] == [path], [d.format() for d in found]
+    assert says in hits[0].message

@@ -318,3 +318,13 @@ def test_map_lines_cannot_be_split(key: str, value: str) -> None:
     p = load_profile("roaming").profile
     with pytest.raises(RelaykitError):
         postfix.render_map(((key, value),), p)
+
+
+def test_every_implicit_tls_endpoint_is_listed(tmp_path: Path) -> None:
+    conf = runtime(rendered(tmp_path, ROAMING + """\
+listeners:
+  - {name: submissions, port: 465, tls: implicit, auth: true}
+  - {name: alt, port: 4465, tls: implicit, auth: true}
+  - {name: submission, port: 587, tls: starttls-required, auth: true}
+"""))
+    assert conf["RELAYKIT_IMPLICIT_TLS_ENDPOINTS"] == "127.0.0.1:465 127.0.0.1:4465"

@@ -53,6 +53,14 @@ def test_alias_expansion_limit_is_exact() -> None:
     assert "alias" in err.message and err.line == 2
 
 
+def test_nested_collections_count_once_towards_the_alias_limit() -> None:
+    inner = ", ".join("[1]" for _ in range(62))  # 1 + 62 * 2 = 125 nodes per alias
+    fits = MAX_ALIAS_NODES // 125
+    text = f"a: &x [{inner}]\nb: [{', '.join('*x' for _ in range(fits))}]\n"
+    assert len(loads(text, "p.yaml").data["b"]) == fits
+    assert "alias" in refused(text.replace("*x]", "*x, *x]")).message
+
+
 def test_alias_bomb_is_refused_quickly() -> None:
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
@@ -70,11 +78,13 @@ def test_size_limit_is_exact(tmp_path: Path) -> None:
     exact = head + "x" * (MAX_BYTES - len(head) - 1) + "\n"
     assert len(exact.encode()) == MAX_BYTES
     assert loads(exact, "p.yaml").data == {"a": 1}
-    assert "larger" in refused(exact + "#").message
+    too_big = refused(exact + "#")
+    assert too_big.message.startswith("text larger") and too_big.line == 1
     big = tmp_path / "big.yaml"
     big.write_text(exact + "#")
-    with pytest.raises(YamlSyntaxError, match="larger"):
+    with pytest.raises(YamlSyntaxError, match=r"^file larger") as info:
         yamlsrc.load(big)
+    assert info.value.line == 1
     ok = tmp_path / "ok.yaml"
     ok.write_text(exact)
     assert yamlsrc.load(ok).data == {"a": 1}
@@ -133,6 +143,8 @@ def test_timestamps_are_kept_for_the_schema_to_refuse() -> None:
 
 def test_nul_and_bad_bytes_report_their_line(tmp_path: Path) -> None:
     assert refused("a: 1\nb: x\0y\n").line == 2
+    assert refused("\n\0").line == 2
+    assert refused("\0").line == 1
     f = tmp_path / "latin1.yaml"
     f.write_bytes(b"a: 1\nb: 2\nc: caf\xe9\n")
     with pytest.raises(YamlSyntaxError) as info:
@@ -160,6 +172,11 @@ def test_locations_point_at_keys_and_items() -> None:
     assert doc.loc(("m", "n", "missing", 3)).line == 7  # nearest ancestor
     assert doc.loc(("m", "n", "missing")).line == 7
     assert doc.loc(("nowhere",)).line == doc.locs[()].line
+
+
+def test_syntax_errors_say_so_with_their_line() -> None:
+    err = refused("a: 1\nb: [1, 2\nc: 3\n")
+    assert err.message.startswith("YAML syntax error: ") and err.line >= 2
 
 
 def test_empty_document_is_an_empty_mapping() -> None:
