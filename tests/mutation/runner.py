@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 import compileall
 import contextlib
+import functools
 import hashlib
 import importlib
 import importlib.machinery
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -165,6 +167,16 @@ def baseline(targets: Sequence[str], cache: Path) -> dict[str, Any]:
     return data
 
 
+@functools.cache
+def _importers(module: str) -> frozenset[str]:
+    """Test files (repository-relative) that import `module` by name."""
+    package, _, name = module.rpartition(".")
+    pattern = re.compile(rf"\b{re.escape(module)}\b|from {re.escape(package)} import "
+                         rf"[^\n]*\b{re.escape(name)}\b")
+    return frozenset(f.relative_to(REPO).as_posix() for f in (REPO / TEST_DIR).glob("test_*.py")
+                     if pattern.search(f.read_text(encoding="utf-8")))
+
+
 @dataclass(frozen=True)
 class Selection:
     files: tuple[str, ...]
@@ -181,12 +193,13 @@ def select_tests(m: Mutant, cov: dict[str, Any]) -> Selection:
     wanted = set(range(m.line, m.end_line + 1))
     import_time = m.import_time or any(
         wanted.intersection(cov.get(when, {}).get(target, ())) for when in ("collect", "import"))
+    # A table is read by other modules without running a line of its own: for import-time
+    # code, the tests of every test module that imports the mutated module count too.
+    importers = _importers(m.module) if import_time else frozenset()
     chosen = []
     for nodeid, t in cov["tests"].items():
         lines = t["lines"].get(target)
-        if not lines:
-            continue
-        if import_time or wanted.intersection(lines):
+        if t["file"] in importers or (lines and (import_time or wanted.intersection(lines))):
             chosen.append((t["duration"], nodeid, t["file"]))
     chosen.sort()
     files = tuple(dict.fromkeys(f for _, _, f in chosen))
@@ -333,7 +346,8 @@ def _run_swapped(todo: Sequence[tuple[Mutant, Selection]], workers: int, root: P
                           root / f"session{k}-tmp", test_args)
         sessions.append((pid, results_file))
     out: dict[str, Result] = {}
-    seen = 0
+    seen = {f: 0 for _, f in sessions}
+    printed = 0
     try:
         alive = {pid for pid, _ in sessions}
         while alive:
@@ -341,16 +355,13 @@ def _run_swapped(todo: Sequence[tuple[Mutant, Selection]], workers: int, root: P
                 got, _status = os.waitpid(pid, os.WNOHANG)
                 if got:
                     alive.discard(pid)
-            lines = [line for _, f in sessions for line in f.read_text().splitlines()]
-            for n, line in enumerate(lines[seen:] if progress else (), seen + 1):
-                row = json.loads(line)
-                if row["id"] == session.CONTROL:
-                    print(f"[swap] control run without a mutant: {row['outcome']} in "
-                          f"{row['seconds']:.1f}s", flush=True)
-                    continue
-                print(f"[swap {n}/{len(todo)}] {row['outcome']:<9} "
-                      f"{row['seconds']:5.1f}s {by_id[row['id']][0].describe()}", flush=True)
-            seen = len(lines)
+            for _, f in sessions:
+                lines = f.read_text().split("\n")[:-1]  # complete lines only
+                for line in lines[seen[f]:] if progress else ():
+                    row = json.loads(line)
+                    printed += row["id"] != session.CONTROL
+                    _print_swapped(row, by_id, printed, len(todo))
+                seen[f] = len(lines)
             if alive:
                 time.sleep(0.5)
     finally:
@@ -374,6 +385,16 @@ def _run_swapped(todo: Sequence[tuple[Mutant, Selection]], workers: int, root: P
             m, sel = by_id[row["id"]]
             out[m.id] = Result(m, outcome, row["seconds"], len(sel.nodeids), "code swap")
     return out
+
+
+def _print_swapped(row: dict[str, Any], by_id: dict[str, tuple[Mutant, Selection]],
+                   n: int, total: int) -> None:
+    if row["id"] == session.CONTROL:
+        print(f"[swap] control run without a mutant: {row['outcome']} in "
+              f"{row['seconds']:.1f}s", flush=True)
+        return
+    print(f"[swap {n}/{total}] {row['outcome']:<9} {row['seconds']:5.1f}s "
+          f"{by_id[row['id']][0].describe()}", flush=True)
 
 
 def _run_fresh(todo: Sequence[tuple[Mutant, Selection]], workers: int, root: Path,

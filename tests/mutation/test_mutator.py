@@ -205,3 +205,14 @@ def test_swap_replaces_the_code_every_reference_sees(tmp_path: Path) -> None:
         assert alias(["ok"], 5) is None
     finally:
         del sys.modules["rk_mut_toy"]
+
+
+def test_import_time_mutants_also_run_the_tests_of_modules_importing_them() -> None:
+    """A table is read by other code without running a line of its own module."""
+    files = runner._importers("relaykit.profile.parameters")
+    assert "tests/unit/test_safety_parameters.py" in files
+    m = Mutant("src/relaykit/profile/parameters.py", "relaykit.profile.parameters",
+               "<module>", Operator.STRING, 1, 1, '"x"', "''", True)
+    cov = {"tests": {"tests/unit/test_safety_parameters.py::t": {
+        "file": "tests/unit/test_safety_parameters.py", "duration": 0.1, "lines": {}}}}
+    assert runner.select_tests(m, cov).nodeids == ("tests/unit/test_safety_parameters.py::t",)
