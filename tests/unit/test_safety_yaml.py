@@ -121,6 +121,19 @@ def test_hostile_constructs_are_refused_at_their_line(text: str, line: int, says
     assert err.line == line
 
 
+@pytest.mark.parametrize("text", ["a: !!binary aGVsbG8=\n", "a: !local x\n", "a: !!set x\n",
+                                  "a: !!python/none ''\n", "a: !!timestamp 2026-11-27\n"])
+def test_scalar_tags_outside_the_core_schema_are_named(text: str) -> None:
+    err = refused(text)
+    assert err.message.startswith("YAML tag ") and "only plain values" in err.message
+
+
+def test_aliased_list_items_are_located_at_the_alias() -> None:
+    doc = loads("a: &x 1\nl:\n  - 2\n  - *x\n", "p.yaml")
+    assert doc.data["l"] == [2, 1]
+    assert doc.locs[("l", 1)].line == 4
+
+
 def test_alias_as_a_key_is_refused() -> None:
     err = refused("k: &x a\n*x : 1\n")
     assert "plain strings" in err.message and err.line == 2
