@@ -496,3 +496,32 @@ def test_one_secret_file_per_role(tmp_path: Path, text: str, path: str, says: st
     hits = [d for d in found if d.code == "secret-file"]
     assert [d.path for d in hits] == [path], [d.format() for d in found]
     assert says in hits[0].message
+
+
+@pytest.mark.parametrize("name", ["sasl", "sasl_passwd", "post-install", "postfix-files",
+                                  "postfix-script", "main", "master", "dynamicmaps"])
+def test_map_names_that_would_replace_postfix_files_are_refused(tmp_path: Path,
+                                                                name: str) -> None:
+    found = diagnostics(tmp_path, ROAMING + f"""\
+restrictions:
+  recipient: [check_recipient_access hash:/etc/postfix/{name}]
+  maps:
+    {name}: {{entries: {{spam.example: REJECT}}}}
+""")
+    assert any(d.level is Level.ERROR and d.path.startswith(f".restrictions.maps.{name}")
+               for d in found), [d.format() for d in found]
+
+
+def test_ipv6_loopback_is_not_counted_as_trusted(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, SATELLITE +
+                        "postfix:\n  mynetworks: ['[2001:db8::]/32', '[::1]/128']\n")
+    assert not [d for d in found if d.code == "open-relay"], [d.format() for d in found]
+
+
+@pytest.mark.parametrize(("mech", "says"), [("DIGEST-MD5", "RFC 6331"),
+                                            ("CRAM-MD5", "channel binding")])
+def test_weak_mechanisms_say_why(tmp_path: Path, mech: str, says: str) -> None:
+    found = diagnostics(tmp_path, "extends: gazette-2007\nname: t\n"
+                        f"sasl:\n  mechanisms: [{mech}]\n")
+    hits = [d for d in found if d.code == "weak-mechanism"]
+    assert hits and says in hits[0].message
