@@ -188,6 +188,16 @@ def _walk(node: ast.AST, path: Path_, ctx: Context) -> Iterator[tuple[ast.AST, P
             yield from _walk(value, (*path, (fname, None)), child)
 
 
+def _is_cached(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    for deco in node.decorator_list:
+        target = deco.func if isinstance(deco, ast.Call) else deco
+        name = target.id if isinstance(target, ast.Name) else (
+            target.attr if isinstance(target, ast.Attribute) else "")
+        if name in ("cache", "lru_cache"):
+            return True
+    return False
+
+
 def _child_context(node: ast.AST, field: str, ctx: Context) -> Context | None:
     """The context of a child field, or None to leave that subtree alone."""
     if field in ("annotation", "returns", "type_comment"):
@@ -201,7 +211,9 @@ def _child_context(node: ast.AST, field: str, ctx: Context) -> Context | None:
         return None
     if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and field == "body":
         name = node.name if ctx.qualname == "<module>" else f"{ctx.qualname}.{node.name}"
-        return Context(name, True, False)
+        # A cached function runs once for the whole test session: line coverage names
+        # only its first caller, so it is selected and run like import-time code.
+        return Context(name, not _is_cached(node), False)
     if isinstance(node, ast.ClassDef):
         if field == "decorator_list":
             return None

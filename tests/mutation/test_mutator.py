@@ -216,3 +216,10 @@ def test_import_time_mutants_also_run_the_tests_of_modules_importing_them() -> N
     cov = {"tests": {"tests/unit/test_safety_parameters.py::t": {
         "file": "tests/unit/test_safety_parameters.py", "duration": 0.1, "lines": {}}}}
     assert runner.select_tests(m, cov).nodeids == ("tests/unit/test_safety_parameters.py::t",)
+
+
+def test_cached_functions_are_treated_as_import_time(tmp_path: Path) -> None:
+    ms = toy(tmp_path, "from functools import cache\n\n\n@cache\ndef schema() -> dict:\n"
+             "    return {'enum': [1, 2]}\n")
+    inner = [m for m in ms if m.function == "schema" and m.operator is Operator.STRING]
+    assert inner and all(m.import_time for m in inner)
