@@ -192,3 +192,26 @@ def test_refused_answers_say_why(answer: str, says: str) -> None:
         parse_answer(answer)
     assert says in info.value.message
     assert info.value.hint.startswith(("write an action", "use OK, REJECT"))
+
+
+# Every lookup a client steers (its name, address, HELO, sender, recipient, through A, MX
+# or NS records): an OK answer before reject_unauth_destination relays (issue 14's
+# "open relay by HELO name"); the same lookup answering REJECT is a legitimate profile.
+LOOKUPS = [f"check_{s}_{k}" for s in ("client", "reverse_client_hostname", "helo", "sender",
+                                      "recipient")
+           for k in ("access", "a_access", "mx_access", "ns_access")]
+
+
+@pytest.mark.parametrize("name", LOOKUPS)
+@pytest.mark.parametrize(("answer", "open_relay"), [("OK", True), ("REJECT", False)])
+def test_every_client_steered_lookup_is_judged(tmp_path: Path, name: str, answer: str,
+                                               open_relay: bool) -> None:
+    found = diagnostics(tmp_path, ROAMING + f"""\
+restrictions:
+  relay: ['{name} hash:/etc/postfix/m', permit_sasl_authenticated, reject_unauth_destination]
+  maps:
+    m: {{entries: {{example.net: {answer}}}}}
+""")
+    errors = [d for d in found if d.level is Level.ERROR]
+    assert [d.code for d in errors] == (["open-relay"] if open_relay else []), \
+        [d.format() for d in found]
