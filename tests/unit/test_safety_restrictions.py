@@ -215,3 +215,36 @@ restrictions:
     errors = [d for d in found if d.level is Level.ERROR]
     assert [d.code for d in errors] == (["open-relay"] if open_relay else []), \
         [d.format() for d in found]
+
+
+# The restrictions relaykit supports (README, docs/profile-reference.md), written out here
+# so that dropping one from the table shows: a legitimate profile would stop validating.
+SUPPORTED = [
+    "permit", "permit_naked_ip_address", "permit_mx_backup", "permit_tls_all_clientcerts",
+    "permit_mynetworks", "permit_sasl_authenticated", "permit_tls_clientcerts",
+    "permit_inet_interfaces", *[f"{n} hash:/etc/postfix/m" for n in LOOKUPS],
+    "check_ccert_access hash:/etc/postfix/m", "check_sasl_access hash:/etc/postfix/m",
+    "permit_dnswl_client list.dnswl.org", "permit_rhswl_client dbl.example.org",
+    "check_policy_service inet:127.0.0.1:10023", "reject_unauth_destination",
+    "defer_unauth_destination", "reject", "defer", "warn_if_reject", "sleep 1",
+    *[f"{n} zen.example.org" for n in (
+        "reject_rbl_client", "reject_rhsbl_client", "reject_rhsbl_reverse_client",
+        "reject_rhsbl_helo", "reject_rhsbl_sender", "reject_rhsbl_recipient")],
+    "permit_auth_destination", "defer_if_permit", "defer_if_reject",
+    "reject_unauth_pipelining", "reject_plaintext_session", "reject_multi_recipient_bounce",
+    "reject_unknown_client_hostname", "reject_unknown_reverse_client_hostname",
+    "reject_unknown_forward_client_hostname", "reject_invalid_helo_hostname",
+    "reject_non_fqdn_helo_hostname", "reject_unknown_helo_hostname", "reject_non_fqdn_sender",
+    "reject_unknown_sender_domain", "reject_unlisted_sender", "reject_unverified_sender",
+    "reject_non_fqdn_recipient", "reject_unknown_recipient_domain", "reject_unlisted_recipient",
+    "reject_unverified_recipient",
+]
+
+
+@pytest.mark.parametrize("item", SUPPORTED)
+def test_every_supported_restriction_parses(item: str) -> None:
+    assert parse(item).render() == item
+
+
+def test_the_table_holds_nothing_else() -> None:
+    assert sorted(restrictions.RESTRICTIONS) == sorted(i.split()[0] for i in SUPPORTED)
