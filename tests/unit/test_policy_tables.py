@@ -418,7 +418,12 @@ def test_a_failing_check_crashes_loudly(monkeypatch: pytest.MonkeyPatch) -> None
 def test_schema_errors_stop_before_policy(tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     ran: list[bool] = []
-    monkeypatch.setattr(policy, "run", lambda doc: ran.append(True) or [])
+
+    def spy(doc: dict[str, Any]) -> list[policy.Finding]:
+        ran.append(True)
+        return []
+
+    monkeypatch.setattr(policy, "run", spy)
     path = tmp_path / "p.yaml"
     path.write_text(BASE + "listeners: 3\n")
     with pytest.raises(ProfileError):
@@ -463,3 +468,20 @@ def test_relayhost_port_bounds(tmp_path: Path, port: int, ok: bool) -> None:
     assert ("relayhost-port" not in codes(tmp_path, relayhost)) is ok
     keyed = head + f"  relayhost: '[a.example]:587'\n  credentials_key: '[a.example]:{port}'\n"
     assert ("relayhost-port" not in codes(tmp_path, keyed)) is ok
+
+
+def test_other_modules_register_checks_on_the_document(monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    """policy.check takes a function of the schema-valid document (deployment checks of
+    outputs.stack/helm register this way); its findings are pinned like policy's own."""
+    seen: list[Any] = []
+
+    def external(doc: dict[str, Any]) -> Any:
+        seen.append(doc)
+        yield policy.error(("postfix", "myhostname"), "external says no", "hint", "external")
+
+    monkeypatch.setattr(policy, "CHECKS", [*policy.CHECKS])
+    policy.check(external)
+    found = diagnostics(tmp_path, BASE)
+    assert isinstance(seen[0], dict) and seen[0]["name"] == "t"
+    assert [(d.code, d.path) for d in found] == [("external", ".postfix.myhostname")]
