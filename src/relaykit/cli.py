@@ -249,8 +249,44 @@ def verify_provenance(c: Context, profile: str = "", public_key: str = "",
         print(line)
 
 
+# --- golden files and the mutation gate (tests/golden, tests/mutation) -----------------
+
+@task
+def golden(c: Context) -> None:
+    """Rewrite the golden rendered files (in a clone)."""
+    root = _run(project_root)
+    with c.cd(str(root)):
+        c.run(f"{sys.executable} -m tests.golden.snapshot", pty=False,
+              env={"PYTHONPATH": str(root / "src")})
+    print("review with `git diff tests/golden` before committing")
+
+
+@task(help={"sample": "run a seeded sample of N gated mutants (the CI gate)",
+            "seed": "sample seed", "workers": "parallel mutants: 1 or 2 (shared cores)",
+            "fail_under": "gate: minimum % of gated mutants killed",
+            "file": "only this module, e.g. src/relaykit/render/postfix.py",
+            "json": "write figures as JSON here", "md": "write figures as Markdown here",
+            "quiet": "no line per mutant"})
+def mutation(c: Context, sample: int = 0, seed: int = 14, workers: int = 1,
+             fail_under: float = 90.0, file: str = "", json: str = "", md: str = "",
+             quiet: bool = False) -> None:
+    """Mutation score of the relay-safety code (in a clone)."""
+    root = _run(project_root)
+    args = [f"--seed={seed}", f"--workers={workers}", f"--fail-under={fail_under}"]
+    args += [f"--sample={sample}"] if sample else []
+    args += [f"--file={file}"] if file else []
+    args += [f"--json={json}"] if json else []
+    args += [f"--md={md}"] if md else []
+    args += ["--quiet"] if quiet else []
+    with c.cd(str(root)):
+        result = c.run(" ".join([sys.executable, "-m", "tests.mutation.runner", *args]),
+                       pty=False, warn=True, env={"PYTHONPATH": str(root / "src")})
+    if result is None or result.exited != 0:
+        raise Exit(code=1)
+
+
 namespace = Collection(validate, show, profiles, render, build, verify, publish, publish_apt,
-                       test, docs, lock_deps, lock, verify_provenance)
+                       test, docs, lock_deps, lock, verify_provenance, golden, mutation)
 
 # Core options `relaykit --help` shows; the others (invoke's, for running shell
 # commands) still work but are not relaykit's business.

@@ -1,0 +1,528 @@
+"""Relay safety, as an attacker would probe it: hostile profiles that must be refused,
+and their legitimate neighbours that must not be.
+
+Written to kill the mutants of profile/policy.py that survived the other unit tests
+(`invoke mutation`): each case names the fault it catches.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from relaykit.errors import Diagnostic, Level, ProfileError
+from relaykit.profile.load import load_profile
+
+ROAMING = "extends: roaming\nname: t\n"
+SATELLITE = "extends: satellite\nname: t\n"
+
+
+def diagnostics(tmp_path: Path, text: str) -> list[Diagnostic]:
+    """Every error and warning of a profile (an empty list: valid and silent)."""
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    try:
+        return list(load_profile(str(path)).warnings)
+    except ProfileError as exc:
+        return list(exc.diagnostics)
+
+
+def codes_at(found: list[Diagnostic], level: Level) -> set[tuple[str, str]]:
+    return {(d.code, d.path) for d in found if d.level is level}
+
+
+def errors(found: list[Diagnostic]) -> set[tuple[str, str]]:
+    return codes_at(found, Level.ERROR)
+
+
+def warnings(found: list[Diagnostic]) -> set[tuple[str, str]]:
+    return codes_at(found, Level.WARNING)
+
+
+# --- every restriction list is parsed: an unknown word is refused where it was written --
+
+LIST_LOCATIONS = [
+    ("restrictions:\n  client: [{item}]\n", ".restrictions.client[0]"),
+    ("restrictions:\n  helo: [{item}]\n", ".restrictions.helo[0]"),
+    ("restrictions:\n  sender: [{item}]\n", ".restrictions.sender[0]"),
+    ("restrictions:\n  relay: [{item}, permit_sasl_authenticated, reject_unauth_destination]\n",
+     ".restrictions.relay[0]"),
+    ("restrictions:\n  recipient: [{item}]\n", ".restrictions.recipient[0]"),
+    ("listeners:\n  - {{name: submission, port: 587, tls: starttls-required, auth: true,"
+     " client_restrictions: [{item}]}}\n", ".listeners[0].client_restrictions[0]"),
+    ("listeners:\n  - {{name: submission, port: 587, tls: starttls-required, auth: true,"
+     " relay_restrictions: [{item}, permit_sasl_authenticated, reject_unauth_destination]}}\n",
+     ".listeners[0].relay_restrictions[0]"),
+]
+
+
+@pytest.mark.parametrize(("template", "path"), LIST_LOCATIONS, ids=[p for _, p in LIST_LOCATIONS])
+def test_unknown_restriction_is_refused_in_every_list(tmp_path: Path, template: str,
+                                                      path: str) -> None:
+    found = diagnostics(tmp_path, ROAMING + template.format(item="permit_everything_please"))
+    assert ("unknown-restriction", path) in errors(found), [d.format() for d in found]
+
+
+@pytest.mark.parametrize(("template", "path"), LIST_LOCATIONS, ids=[p for _, p in LIST_LOCATIONS])
+def test_master_cf_injection_is_refused_in_every_list(tmp_path: Path, template: str,
+                                                      path: str) -> None:
+    # Closing the -o brace group and adding an override: the attacker's master.cf line.
+    item = "'reject_unauth_destination } -o mynetworks=0.0.0.0/0 {'"
+    found = diagnostics(tmp_path, ROAMING + template.format(item=item))
+    assert any(p == path for _, p in errors(found)), [d.format() for d in found]
+
+
+@pytest.mark.parametrize(("template", "path"), LIST_LOCATIONS, ids=[p for _, p in LIST_LOCATIONS])
+def test_known_restriction_is_accepted_in_every_list(tmp_path: Path, template: str,
+                                                     path: str) -> None:
+    found = diagnostics(tmp_path, ROAMING + template.format(item="reject_unauth_pipelining"))
+    assert not errors(found), [d.format() for d in found]
+
+
+# --- open relay: every listener, each finding once --------------------------------------
+
+def test_open_relay_on_a_later_listener_is_found(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, ROAMING + """\
+listeners:
+  - {name: submission, port: 587, tls: starttls-required, auth: true}
+  - {name: mx, port: 25, tls: starttls, auth: false,
+     relay_restrictions: [permit_mynetworks, permit]}
+""")
+    assert ("open-relay", ".listeners[1].relay_restrictions[1]") in errors(found)
+    assert not any(p.startswith(".listeners[0]") for _, p in errors(found))
+
+
+def test_a_shared_open_list_is_reported_once(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, ROAMING + """\
+listeners:
+  - {name: submission, port: 587, tls: starttls-required, auth: true}
+  - {name: submissions, port: 465, tls: implicit, auth: true}
+restrictions:
+  relay: [permit_sasl_authenticated, permit]
+""")
+    hits = [d for d in found if d.code == "open-relay"]
+    assert [d.path for d in hits] == [".restrictions.relay[1]"], [d.format() for d in hits]
+
+
+@pytest.mark.parametrize(("item", "says"), [
+    ("check_client_access hash:/etc/postfix/ok", "its map can answer OK"),
+    ("check_policy_service inet:127.0.0.1:10023", "its answer can be OK"),
+    ("permit", "`permit`"),
+])
+def test_open_relay_says_why_the_item_may_permit(tmp_path: Path, item: str, says: str) -> None:
+    found = diagnostics(tmp_path, ROAMING + f"""\
+restrictions:
+  relay: ['{item}', reject_unauth_destination]
+  maps:
+    ok: {{entries: {{192.0.2.1: OK}}}}
+""")
+    hits = [d for d in found if d.code == "open-relay"]
+    assert hits and says in hits[0].message, [d.format() for d in found]
+    if says.startswith("`"):
+        assert "its map" not in hits[0].message and "its answer" not in hits[0].message
+
+
+# --- authenticated users must get through every stage, on every AUTH listener -----------
+
+def test_sasl_order_checked_on_a_later_auth_listener(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, ROAMING + """\
+listeners:
+  - {name: mx, port: 25, tls: starttls, auth: false}
+  - {name: submission, port: 587, tls: starttls-required, auth: true,
+     relay_restrictions: [reject_unauth_destination, permit_sasl_authenticated]}
+""")
+    assert ("sasl-order", ".listeners[1].relay_restrictions[0]") in errors(found)
+
+
+def test_sasl_order_checked_in_the_recipient_stage(tmp_path: Path) -> None:
+    # The relay list lets authenticated users through; the recipient list then refuses
+    # every foreign recipient: users could not send mail out.
+    found = diagnostics(tmp_path, ROAMING + """\
+restrictions:
+  relay: [permit_sasl_authenticated, reject_unauth_destination]
+  recipient: [reject_unauth_destination]
+""")
+    assert ("sasl-order", ".restrictions.recipient[0]") in errors(found)
+
+
+def test_sasl_order_reported_once_for_a_shared_list(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, ROAMING + """\
+listeners:
+  - {name: submission, port: 587, tls: starttls-required, auth: true}
+  - {name: submissions, port: 465, tls: implicit, auth: true}
+restrictions:
+  relay: [reject_unauth_destination, permit_sasl_authenticated]
+""")
+    assert [d.path for d in found if d.code == "sasl-order"] == [".restrictions.relay[0]"]
+
+
+# --- mynetworks: the union in addresses, boundaries included ---------------------------
+
+@pytest.mark.parametrize(("nets", "refused"), [
+    (["10.0.0.0/8"], False),  # exactly the limit: a /8
+    (["10.0.0.0/8", "11.0.0.0/8"], True),  # two /8: over
+    (["10.0.0.0/8", "10.1.0.0/16"], False),  # overlap counted once
+    (["[2001:db8::]/32"], False),  # exactly the IPv6 limit
+    (["[2001:db8::]/31"], True),
+    (["[2000::]/3"], True),  # no IPv6 limit at all would let this through
+    (["[::]/80"], True),  # covers the IPv4-mapped range ::ffff:0:0/96: all of IPv4
+    (["[::ffff:0.0.0.0]/97"], True),  # IPv4-mapped 0.0.0.0/1
+    (["[::ffff:192.0.2.0]/120"], False),  # IPv4-mapped 192.0.2.0/24
+])
+def test_mynetworks_union_limit(tmp_path: Path, nets: list[str], refused: bool) -> None:
+    found = diagnostics(tmp_path, SATELLITE + f"postfix:\n  mynetworks: {nets}\n")
+    relay = [d for d in found if d.code == "open-relay" and d.level is Level.ERROR]
+    assert bool(relay) is refused, [d.format() for d in found]
+
+
+def test_mynetworks_union_error_names_the_size(tmp_path: Path) -> None:
+    v4 = diagnostics(tmp_path, SATELLITE + "postfix:\n  mynetworks: [10.0.0.0/7]\n")
+    v6 = diagnostics(tmp_path, SATELLITE + "postfix:\n  mynetworks: ['[2001:db8::]/31']\n")
+    assert any("IPv4" in d.message and "/8" in d.message for d in v4 if d.code == "open-relay")
+    assert any("IPv6" in d.message and "/32" in d.message for d in v6 if d.code == "open-relay")
+
+
+def test_host_bits_are_refused_and_later_entries_still_judged(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, SATELLITE + "postfix:\n  mynetworks: [192.0.2.1/24,"
+                        " 0.0.0.0/1, 128.0.0.0/1]\n")
+    assert ("bad-network", ".postfix.mynetworks[0]") in errors(found)
+    assert ("open-relay", ".postfix.mynetworks") in errors(found)
+
+
+@pytest.mark.parametrize(("net", "warned"), [
+    ("8.8.0.0/16", True), ("8.8.8.0/23", True), ("8.8.8.0/24", False),
+    ("10.0.0.0/16", False),  # private: not "public"
+    ("[2001:4860::]/47", True), ("[2001:4860::]/48", False),
+])
+def test_wide_public_mynetworks_warns(tmp_path: Path, net: str, warned: bool) -> None:
+    found = diagnostics(tmp_path, SATELLITE + f"postfix:\n  mynetworks: ['{net}']\n")
+    assert (("wide-mynetworks", ".postfix.mynetworks[0]") in warnings(found)) is warned
+
+
+# --- listeners ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("port", "warned"), [(587, True), (465, True), (25, False),
+                                              (2525, False)])
+def test_submission_port_without_auth_warns(tmp_path: Path, port: int, warned: bool) -> None:
+    tls = "implicit" if port == 465 else "starttls"
+    found = diagnostics(tmp_path, SATELLITE + f"""\
+listeners:
+  - {{name: l{port}, port: {port}, tls: {tls}, auth: false}}
+""")
+    hit = ("submission-no-auth", ".listeners[0].auth") in warnings(found)
+    assert hit is warned, [d.format() for d in found]
+
+
+def test_two_listeners_on_one_address_and_port_are_refused(tmp_path: Path) -> None:
+    same = diagnostics(tmp_path, ROAMING + """\
+listeners:
+  - {name: a, port: 587, tls: starttls-required, auth: true}
+  - {name: b, port: 587, tls: starttls-required, auth: true}
+""")
+    assert ("listener-duplicate", ".listeners[1].port") in errors(same)
+    apart = diagnostics(tmp_path, ROAMING + """\
+listeners:
+  - {name: a, port: 587, tls: starttls-required, auth: true, address: 192.0.2.1}
+  - {name: b, port: 587, tls: starttls-required, auth: true, address: 192.0.2.2}
+""")
+    assert not [d for d in apart if d.code == "listener-duplicate"]
+
+
+# --- SASL: declared, anonymous never, no password in clear ------------------------------
+
+def test_auth_without_sasl_is_refused_and_sasl_without_auth_warns(tmp_path: Path) -> None:
+    no_sasl = diagnostics(tmp_path, SATELLITE + """\
+listeners:
+  - {name: smtp, port: 25, tls: none, auth: false}
+  - {name: submission, port: 587, tls: starttls-required, auth: true}
+""")
+    assert ("sasl-missing", ".listeners[1].auth") in errors(no_sasl)
+    unused = diagnostics(tmp_path, ROAMING + """\
+listeners:
+  - {name: smtp, port: 25, tls: starttls, auth: false}
+""")
+    assert ("sasl-unused", ".sasl") in warnings(unused)
+    assert not [d for d in diagnostics(tmp_path, ROAMING) if d.code == "sasl-unused"]
+
+
+OUTBOUND = SATELLITE + "outbound:\n  relayhost: '[smarthost.example.net]:587'\n" \
+    "  sasl: true\n  tls_level: encrypt\n"
+
+
+@pytest.mark.parametrize("key", ["security_options", "tls_security_options"])
+def test_outbound_anonymous_is_refused(tmp_path: Path, key: str) -> None:
+    found = diagnostics(tmp_path, OUTBOUND + f"  {key}: [noplaintext]\n")
+    assert ("noanonymous", f".outbound.{key}") in errors(found), [d.format() for d in found]
+
+
+@pytest.mark.parametrize("key", ["security_options", "tls_security_options"])
+def test_server_anonymous_is_refused(tmp_path: Path, key: str) -> None:
+    found = diagnostics(tmp_path, ROAMING + f"sasl:\n  {key}: [noplaintext]\n")
+    assert ("noanonymous", f".sasl.{key}") in errors(found)
+
+
+PLAINTEXT_PORTS = ROAMING + """\
+listeners:
+  - {name: smtp, port: 25, tls: starttls, auth: false}
+  - {name: submissions, port: 465, tls: implicit, auth: true}
+  - {name: submission, port: 587, tls: starttls, auth: true}
+sasl:
+  auth_only_over_tls: false
+"""
+EXPOSED = PLAINTEXT_PORTS + "  security_options: [noanonymous]\n"
+
+
+def test_plaintext_auth_found_after_listeners_that_are_fine(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, EXPOSED)
+    assert ("plaintext-auth", ".listeners[2].tls") in errors(found), [d.format() for d in found]
+
+
+def test_plaintext_auth_legacy_opt_in_is_a_warning(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, EXPOSED + "  allow_insecure_legacy: true\n")
+    assert ("plaintext-auth", ".listeners[2].tls") in warnings(found)
+    assert not [d for d in found if d.code == "plaintext-auth" and d.level is Level.ERROR]
+
+
+def test_noplaintext_outside_tls_is_no_plaintext_exposure(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, PLAINTEXT_PORTS +
+                        "  security_options: [noanonymous, noplaintext]\n")
+    assert not [d for d in found if d.code == "plaintext-auth"], [d.format() for d in found]
+
+
+def test_auth_never_offered_found_on_a_later_listener(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, ROAMING + """\
+listeners:
+  - {name: submission, port: 587, tls: starttls-required, auth: true}
+  - {name: legacy, port: 2525, tls: none, auth: true}
+""")
+    assert ("auth-never", ".listeners[1].tls") in errors(found)
+
+
+def test_plaintext_mechanisms_disabled_inside_tls_warn(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, ROAMING +
+                        "sasl:\n  tls_security_options: [noanonymous, noplaintext]\n")
+    assert ("dead-mechanism", ".sasl.tls_security_options") in warnings(found)
+
+
+# --- outbound: credentials found, never in clear, 465 in wrapper mode ------------------
+
+@pytest.mark.parametrize(("relayhost", "key", "ok"), [
+    ("[smarthost.example.net]:587", "[smarthost.example.net]:587", True),
+    ("[smarthost.example.net]:587", "smarthost.example.net", True),
+    ("smarthost.example.net:587", "smarthost.example.net", True),
+    ("smarthost.example.net", "smarthost.example.net", True),
+    ("[smarthost.example.net]:587", "[smarthost.example.net]", False),
+    ("[smarthost.example.net]:587", "other.example.net", False),
+    ("smarthost.example.net:587", "smarthost.example.net:25", False),
+])
+def test_credentials_key_must_match_the_relayhost(tmp_path: Path, relayhost: str, key: str,
+                                                  ok: bool) -> None:
+    found = diagnostics(tmp_path, SATELLITE + f"""\
+outbound:
+  relayhost: '{relayhost}'
+  credentials_key: '{key}'
+""")
+    assert (("credentials-key", ".outbound.credentials_key") in errors(found)) is not ok, \
+        [d.format() for d in found]
+
+
+def test_outbound_noplaintext_warns(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, OUTBOUND + "  tls_security_options: [noanonymous, noplaintext]\n")
+    assert ("outbound-plaintext", ".outbound.tls_security_options") in warnings(found)
+    assert not [d for d in diagnostics(tmp_path, OUTBOUND) if d.code == "outbound-plaintext"]
+
+
+@pytest.mark.parametrize(("port", "level", "refused"), [
+    (465, "may", True), (465, "none", True), (465, "encrypt", False), (587, "may", False),
+])
+def test_smarthost_on_465_needs_mandatory_tls(tmp_path: Path, port: int, level: str,
+                                              refused: bool) -> None:
+    found = diagnostics(tmp_path, SATELLITE + f"""\
+outbound:
+  relayhost: '[smarthost.example.net]:{port}'
+  sasl: false
+  tls_level: {level}
+""")
+    assert (("outbound-wrapper", ".outbound.tls_level") in errors(found)) is refused
+
+
+# --- maps ------------------------------------------------------------------------------
+
+def test_map_declared_with_another_type_is_refused(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, ROAMING + """\
+restrictions:
+  recipient: [check_recipient_access hash:/etc/postfix/rcpt]
+  maps:
+    rcpt: {type: texthash, entries: {spam.example: REJECT}}
+""")
+    assert ("map-type", ".restrictions.recipient[0]") in errors(found)
+
+
+def test_unused_map_warns_and_static_maps_need_no_declaration(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, ROAMING + """\
+restrictions:
+  recipient: [check_recipient_access static:DUNNO]
+  maps:
+    spare: {entries: {spam.example: REJECT}}
+""")
+    assert ("map-unused", ".restrictions.maps.spare") in warnings(found)
+    assert not [d for d in found if d.level is Level.ERROR], [d.format() for d in found]
+
+
+def test_static_answer_must_be_an_access_action(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, ROAMING + """\
+restrictions:
+  recipient: [check_recipient_access static:NOPE_NOT_AN_ACTION]
+""")
+    assert ("map-answer", ".restrictions.recipient[0]") in errors(found)
+
+
+def test_tls_pair_names_the_missing_half(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, ROAMING + "tls:\n  key_file: /run/secrets/relay.key\n")
+    assert ("tls-pair", ".tls.cert_file") in errors(found)
+
+
+def test_control_character_in_a_map_key_is_refused(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, ROAMING + """\
+restrictions:
+  recipient: [check_recipient_access hash:/etc/postfix/rcpt]
+  maps:
+    rcpt: {entries: {"spam.example\\tOK": REJECT}}
+""")
+    assert any(d.level is Level.ERROR and d.path.startswith(".restrictions.maps.rcpt.entries")
+               for d in found), [d.format() for d in found]
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("spam.example", "REJECT go\\naway"), ("spam.example", "REJECT go\\taway"),
+    ("spam.example", "REJECT go\\x85away"), ("spam.example", "REJECT go\\u2028away"),
+    ("spam.example", "REJECT go\\x7faway"), ("spam\\x7f.example", "REJECT"),
+    ("spam\\x9f.example", "REJECT"),
+])
+def test_control_characters_in_map_entries_are_refused(tmp_path: Path, key: str,
+                                                       value: str) -> None:
+    # Map keys and answers are free text up to the schema: the policy must catch what
+    # would split a line of the rendered map (YAML double-quoted escapes).
+    found = diagnostics(tmp_path, ROAMING + f"""\
+restrictions:
+  recipient: [check_recipient_access hash:/etc/postfix/rcpt]
+  maps:
+    rcpt: {{entries: {{"{key}": "{value}"}}}}
+""")
+    hits = [d for d in found if d.level is Level.ERROR and d.code == "control-character"
+            and d.path.startswith(".restrictions.maps.rcpt.entries.")]
+    assert hits, [d.format() for d in found]
+
+
+def test_main_cf_relay_list_is_judged_even_when_every_listener_overrides_it(
+        tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, ROAMING + """\
+listeners:
+  - {name: submission, port: 587, tls: starttls-required, auth: true,
+     relay_restrictions: [permit_sasl_authenticated, reject]}
+restrictions:
+  relay: [permit]
+""")
+    hits = [d for d in found if d.code == "open-relay"]
+    assert [d.path for d in hits] == [".restrictions.relay[0]"], [d.format() for d in found]
+    assert "(main.cf)" in hits[0].message
+
+
+@pytest.mark.parametrize(("nets", "refused"), [
+    (["10.0.0.0/8", "192.0.2.1/32"], True),  # one address over the /8
+    (["10.0.0.0/8", "127.0.0.0/8"], False),  # loopback is not counted
+    (["10.0.0.0/8", "127.0.0.0/8", "192.0.2.1/32"], True),
+    (["10.0.0.0/8", "127.0.0.0/8", "[::1]/128"], False),
+])
+def test_mynetworks_limit_counts_every_address_but_loopback(tmp_path: Path, nets: list[str],
+                                                            refused: bool) -> None:
+    found = diagnostics(tmp_path, SATELLITE + f"postfix:\n  mynetworks: {nets}\n")
+    relay = [d for d in found if d.code == "open-relay" and d.level is Level.ERROR]
+    assert bool(relay) is refused, [d.format() for d in found]
+
+
+def test_auth_never_is_reported_alone_and_on_every_listener(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, ROAMING + """\
+listeners:
+  - {name: submission, port: 587, tls: starttls, auth: true}
+  - {name: legacy, port: 2525, tls: none, auth: true}
+  - {name: legacy2, port: 2526, tls: none, auth: true}
+sasl:
+  security_options: [noanonymous]
+  auth_only_over_tls: true
+""")
+    assert ("auth-never", ".listeners[1].tls") in errors(found)
+    assert ("auth-never", ".listeners[2].tls") in errors(found)
+    assert not [d for d in found if d.code == "plaintext-auth"], [d.format() for d in found]
+
+
+def test_plaintext_auth_hint_names_both_ways_out(tmp_path: Path) -> None:
+    hits = [d for d in diagnostics(tmp_path, EXPOSED) if d.code == "plaintext-auth"]
+    assert hits and "auth_only_over_tls" in hits[0].hint and "noplaintext" in hits[0].hint
+
+
+@pytest.mark.parametrize("where", [
+    ("listeners", 0, "name"), ("postfix", "mynetworks", 0), ("restrictions", "relay", 0),
+    ("postfix", "myhostname"), ("sasl", "realm"),
+])
+def test_control_character_anywhere_is_found_even_past_the_schema(
+        where: tuple[str | int, ...]) -> None:
+    """The schema's patterns refuse control characters first; the policy check must
+    still find one at any depth (a loosened pattern must not open an injection)."""
+    import copy
+
+    from relaykit.profile import policy
+
+    doc = copy.deepcopy(load_profile("roaming").resolved)
+    node: Any = doc
+    for part in where[:-1]:
+        node = node[part]
+    node[where[-1]] = "a\nb"
+    hits = [f for f in policy.run(doc) if f.code == "control-character"]
+    assert [f.path for f in hits] == [where], hits
+
+
+@pytest.mark.parametrize(("text", "path", "says"), [
+    ("sasl:\n  users_file: /run/secrets/relay.key\ntls:\n  cert_file: /run/secrets/relay.pem\n"
+     "  key_file: /run/secrets/relay.key\n", ".tls.key_file", "already .sasl.users_file"),
+    ("outbound:\n  credentials_file: /run/secrets/sasl-users\n", ".outbound.credentials_file",
+     "already .sasl.users_file"),
+    ("tls:\n  cert_file: /run/secrets/relay.pem\n  key_file: /run/secrets/relay.pem\n",
+     ".tls.key_file", "already .tls.cert_file"),
+])
+def test_one_secret_file_per_role(tmp_path: Path, text: str, path: str, says: str) -> None:
+    found = diagnostics(tmp_path, ROAMING + text)
+    hits = [d for d in found if d.code == "secret-file"]
+    assert [d.path for d in hits] == [path], [d.format() for d in found]
+    assert says in hits[0].message
+
+
+@pytest.mark.parametrize("name", ["sasl", "sasl_passwd", "post-install", "postfix-files",
+                                  "postfix-script", "main", "master", "dynamicmaps"])
+def test_map_names_that_would_replace_postfix_files_are_refused(tmp_path: Path,
+                                                                name: str) -> None:
+    found = diagnostics(tmp_path, ROAMING + f"""\
+restrictions:
+  recipient: [check_recipient_access hash:/etc/postfix/{name}]
+  maps:
+    {name}: {{entries: {{spam.example: REJECT}}}}
+""")
+    assert any(d.level is Level.ERROR and d.path.startswith(f".restrictions.maps.{name}")
+               for d in found), [d.format() for d in found]
+
+
+def test_ipv6_loopback_is_not_counted_as_trusted(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, SATELLITE +
+                        "postfix:\n  mynetworks: ['[2001:db8::]/32', '[::1]/128']\n")
+    assert not [d for d in found if d.code == "open-relay"], [d.format() for d in found]
+
+
+@pytest.mark.parametrize(("mech", "says"), [("DIGEST-MD5", "RFC 6331"),
+                                            ("CRAM-MD5", "channel binding")])
+def test_weak_mechanisms_say_why(tmp_path: Path, mech: str, says: str) -> None:
+    found = diagnostics(tmp_path, "extends: gazette-2007\nname: t\n"
+                        f"sasl:\n  mechanisms: [{mech}]\n")
+    hits = [d for d in found if d.code == "weak-mechanism"]
+    assert hits and says in hits[0].message
