@@ -346,6 +346,24 @@ def test_relayhost_port_is_a_port(tmp_path: Path, port: str) -> None:
             f"  credentials_key: '[s.example.net]:{port}'\n")
 
 
+# --- 5b. Addresses Postfix cannot parse: the relay never starts ---------------------------
+
+@pytest.mark.parametrize("address", ["999.0.0.1", ":", "1:2:3:4:5:6:7:8:9", "::::"])
+@pytest.mark.xfail(strict=True, reason="attack: listeners[].address is matched by shape, "
+                   "not parsed: 999.0.0.1 or ':' validate, master.cf gets `999.0.0.1:"
+                   "submission inet ...`, Postfix cannot bind: the relay is down")
+def test_listener_address_is_an_address(tmp_path: Path, address: str) -> None:
+    refused(tmp_path, _listener(f"address: '{address}'"))
+
+
+@pytest.mark.parametrize("address", ["999.1.1.1", ":", "::::"])
+@pytest.mark.xfail(strict=True, reason="attack: postfix.inet_interfaces '999.1.1.1' "
+                   "validates; the built image exits 75 at start (newaliases: fatal: config "
+                   "variable inet_interfaces: host not found: 999.1.1.1)")
+def test_inet_interfaces_are_addresses(tmp_path: Path, address: str) -> None:
+    refused(tmp_path, BASE + f"postfix:\n  inet_interfaces: ['{address}']\n")
+
+
 # --- 6. mynetworks: IPv4 embedded in IPv6 other than IPv4-mapped --------------------------
 
 @pytest.mark.xfail(strict=True, reason="attack: mynetworks [64:ff9b::]/96 (RFC 6052 "
