@@ -127,7 +127,7 @@ def test_only_hash_maps_are_postmapped(tmp_path: Path) -> None:
     assert tree.get("/etc/postfix/helo") is not None
 
 
-@pytest.mark.parametrize("value", ["a }", "{ a", "-o x=y", "a}b", " a", "a ", "", "a\nb",
+@pytest.mark.parametrize("value", ["a }", "{ a", "-o x=y", "a}b", " a", "a ", "a\nb",
                                    "permit_mynetworks } -o { mynetworks = 0.0.0.0/0"])
 def test_master_cf_option_cannot_leave_its_brace_group(value: str) -> None:
     from relaykit.errors import RelaykitError
@@ -150,6 +150,7 @@ def test_master_cf_options_render_in_braces_only_with_spaces() -> None:
     from relaykit.render.postfix import _master_option
 
     assert _master_option("a", "x,y") == "a=x,y"
+    assert _master_option("a", "") == "a="
     assert _master_option("a", "x, y z") == "{ a = x, y z }"
 
 

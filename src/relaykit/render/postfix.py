@@ -261,10 +261,11 @@ def _master_option(key: str, value: str) -> str:
     if not OPTION_NAME.match(key):
         raise RelaykitError(f"refusing to render master.cf option name {key!r}")
     if any(ch in value for ch in "{}") or value.startswith("-") or value != value.strip() \
-            or not value or CONTROL.search(value):
+            or CONTROL.search(value):
         raise RelaykitError(f"refusing to render master.cf option {key} = {value!r}: it "
                             "could leave its -o brace group")
-    # Postfix >= 3.0: braces allow spaces inside a -o value ("check_x_access hash:...").
+    # Postfix >= 3.0: braces allow spaces inside a -o value ("check_x_access hash:...");
+    # an empty value (an empty list) is `name=`.
     return f"{{ {key} = {value} }}" if " " in value else f"{key}={value}"
 
 
