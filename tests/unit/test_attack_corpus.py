@@ -287,9 +287,16 @@ restrictions:
 }
 
 
-@pytest.mark.parametrize("name", sorted(DISAGREEMENTS))
-@pytest.mark.xfail(strict=True, reason="attack: validate exits 0, render then refuses "
-                   "(exit 1, no FILE:LINE): a hole between policy and renderer")
+_DISAGREE = pytest.mark.xfail(strict=True, reason="attack: validate exits 0, render then "
+                              "refuses (exit 1, no FILE:LINE): a hole between policy and "
+                              "renderer")
+
+
+@pytest.mark.parametrize("name", [
+    # fixed on wt/policy (d90a631): an empty list renders as `name=`; kept as regression
+    "empty-listener-relay-list",
+    pytest.param("nbsp-in-map-answer", marks=_DISAGREE),
+])
 def test_what_validates_renders(tmp_path: Path, name: str) -> None:
     try:
         loaded = load(tmp_path, DISAGREEMENTS[name])
