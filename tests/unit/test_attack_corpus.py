@@ -337,6 +337,19 @@ def test_deb_epoch_is_bounded(tmp_path: Path) -> None:
             "'99999999999999999999:1.0-1', maintainer: x <x@example.org>}\n")
 
 
+@pytest.mark.parametrize("package", ["postfix", "sasl2-bin", "openssl", "libc6",
+                                     "base-files", "adduser"])
+@pytest.mark.xfail(strict=True, reason="attack: outputs.deb.package may be the name of a "
+                   "distribution package: `package: postfix, version: 99:3.99-1` builds a "
+                   ".deb that `dpkg -i` installs OVER the real postfix (its own Depends: "
+                   "postfix (>= 3.6) is satisfied by itself): /usr/sbin/postfix and smtpd "
+                   "are removed (shown in the trixie debroot)")
+def test_deb_package_cannot_take_a_distribution_package_name(tmp_path: Path,
+                                                             package: str) -> None:
+    refused(tmp_path, BASE + f"outputs:\n  deb: {{package: {package}, version: "
+            "'99:3.99-1', maintainer: x <x@example.org>}\n")
+
+
 # --- 5. Postfix $expansion in values relaykit writes to main.cf --------------------------
 
 @pytest.mark.parametrize("relayhost", ["[${smtpd_relay_restrictions}]:587",
