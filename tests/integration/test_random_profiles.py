@@ -390,7 +390,8 @@ def verifiable_profile(seed: int) -> str:
     backend = rnd.choice(["saslauthd", "auxprop"])
     mechs = ["PLAIN", "LOGIN"] if backend == "saslauthd" else \
         rnd.sample(["PLAIN", "LOGIN", "CRAM-MD5"], rnd.randint(1, 3))
-    ports = rnd.sample([(587, "starttls-required"), (465, "implicit"), (2525, "starttls")],
+    # Not 2525: verify's sink listens there, as the relay's relayhost.
+    ports = rnd.sample([(587, "starttls-required"), (465, "implicit"), (2587, "starttls")],
                        rnd.randint(1, 3))
     listeners = [{"name": f"p{port}", "port": port, "tls": tls, "auth": True,
                   "client_restrictions": ["permit_sasl_authenticated", "reject"]}

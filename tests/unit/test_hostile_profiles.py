@@ -14,8 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from relaykit.errors import Level, ProfileError
+from relaykit.errors import Level, ProfileError, RelaykitError
 from relaykit.profile.load import load_profile
 from relaykit.render.postfix import render
 
@@ -374,3 +376,37 @@ def test_satellite_465_without_mandatory_tls_is_refused(tmp_path: Path) -> None:
     refused(tmp_path, "extends: satellite\nname: t\noutbound:\n  relayhost: "
             "'[smtp.example.net]:465'\n  sasl: false\n  tls_level: may\n", "outbound-wrapper",
             ".outbound.tls_level")
+
+
+# --- any bytes at all: a clear error, never a traceback --------------------------------
+
+ROAMING = (ROOT / "profiles" / "roaming.yaml").read_bytes()
+MUTATIONS = [b"{", b"}", b"[", b"]", b"&a ", b"*a", b"!!python/object ", b"\x00", b"\xff",
+             b"<<: ", b"---\n", b"  ", b"\n", b": ", b"- ", b"'", b'"', b"!x ", b"\t", b"%",
+             b"? ", b"|\n", b"> ", b"1e400", b"0x1", b"~", b".inf", b"2026-01-01"]
+
+
+@settings(max_examples=150, derandomize=True, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(st.integers(0, len(ROAMING)), st.sampled_from(MUTATIONS)),
+                      min_size=1, max_size=4),
+       noise=st.binary(max_size=64))
+def test_mangled_profiles_fail_cleanly(tmp_path: Path, edits: list[tuple[int, bytes]],
+                                       noise: bytes) -> None:
+    data = ROAMING
+    for at, text in sorted(edits, reverse=True):
+        data = data[:at] + text + data[at:]
+    for i, body in enumerate((data, data + noise, noise)):
+        path = tmp_path / f"m{i}.yaml"
+        path.write_bytes(body)
+        start = time.monotonic()
+        try:
+            loaded = load_profile(str(path))
+        except ProfileError as exc:
+            assert exc.exit_code == 2 and exc.diagnostics
+            assert all(d.line >= 1 and d.file for d in exc.diagnostics)
+        except RelaykitError as exc:
+            assert exc.message
+        else:
+            render(loaded.profile)
+        assert time.monotonic() - start < 5

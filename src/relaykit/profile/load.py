@@ -55,6 +55,9 @@ def locate(ref: str, relative_to: Path | None = None) -> Path:
     """A shipped profile name, or a path (relative to the including file, else cwd)."""
     if not ref:
         raise RelaykitError("no profile given", hint="--profile roaming, or --profile FILE.yaml")
+    if len(ref) > 4096:
+        raise RelaykitError("profile path longer than 4096 characters",
+                            hint="give a path to a .yaml file")
     looks_like_path = "/" in ref or ref.endswith((".yaml", ".yml"))
     if not looks_like_path:
         shipped = profiles_dir() / f"{ref}.yaml"
@@ -66,7 +69,12 @@ def locate(ref: str, relative_to: Path | None = None) -> Path:
     path = Path(ref)
     if not path.is_absolute() and relative_to is not None:
         path = relative_to.parent / path
-    if not path.is_file():
+    try:
+        is_file = path.is_file()
+    except (OSError, ValueError) as exc:  # a name too long, a loop of links...
+        raise RelaykitError(f"cannot use {ref[:80]!r} as a profile path: {exc}",
+                            hint="give a shorter path to a .yaml file") from None
+    if not is_file:
         hint = "check the path, or use a shipped profile name"
         if "/" not in ref and (profiles_dir() / ref).is_file():
             hint = f"a shipped profile is named without .yaml: {Path(ref).stem}"

@@ -30,7 +30,7 @@ PathKey = tuple[str | int, ...]
 
 MAX_BYTES = 1_000_000
 MAX_DEPTH = 32
-MAX_NODES = 1_000_000  # a 1 MB file cannot hold more without aliases
+MAX_NODES = 250_000  # a 100,000-entry map is 200,001 nodes; 1 MB of `1,` would be 500,000
 MAX_ALIAS_NODES = 10_000  # nodes an alias may copy, all aliases together
 MAX_KEY_LENGTH = 1_000
 
