@@ -225,6 +225,10 @@ def test_main_cf_cannot_weaken_what_relaykit_writes(tmp_path: Path, key: str,
     ("sasl:\n  users_file: /run/secretsx/users\n", ".sasl.users_file"),
     ("sasl:\n  users_file: /etc/relaykit/../shadow\n", ".sasl.users_file"),
     ("outbound:\n  credentials_file: /etc/passwd\n", ".outbound.credentials_file"),
+    ("sasl:\n  users_file: /etc/relaykit/relaykit.conf\n", ".sasl.users_file"),
+    ("sasl:\n  users_file: /run/secrets/tls.key\n"
+     "tls:\n  cert_file: /run/secrets/tls.crt\n  key_file: /run/secrets/tls.key\n",
+     ".tls.key_file"),
     ("tls:\n  cert_file: /etc/ssl/private/k.pem\n  key_file: /etc/ssl/private/k.pem\n",
      ".tls.cert_file"),
     ("tls:\n  cert_file: /run/secrets/c\n  key_file: /etc/shadow\n", ".tls.key_file"),
@@ -234,6 +238,10 @@ def test_main_cf_cannot_weaken_what_relaykit_writes(tmp_path: Path, key: str,
     ("postfix:\n  inet_interfaces: ['all, 192.0.2.1']\n", ".postfix.inet_interfaces[0]"),
     ("sasl:\n  realm: 'a b'\n", ".sasl.realm"),
     ("outbound:\n  credentials_key: 'x y'\n", ".outbound.credentials_key"),
+    ("outbound:\n  relayhost: '[$mynetworks]:25'\n", ".outbound.relayhost"),
+    ("outbound:\n  relayhost: '[a,b]'\n", ".outbound.relayhost"),
+    ("restrictions:\n  relay: ['check_client_access " + "x" * 400 + "']\n",
+     ".restrictions.relay[0]"),
 ])
 def test_free_text_has_a_grammar(tmp_path: Path, override: str, path: str) -> None:
     found = diagnostics(tmp_path, BASE + override)

@@ -323,6 +323,7 @@ TRIGGERS: dict[str, str] = {
                           "  tls_level: encrypt\n  tls_security_options: [noanonymous,"
                           " noplaintext]\n",
     "outbound-wrapper": "outbound:\n  relayhost: '[a.example]:465'\n",
+    "relayhost-port": "outbound:\n  relayhost: '[a.example]:99999'\n",
     "parameter-value": "postfix:\n  main_cf: {smtpd_timeout: 30}\n",
     "managed-parameter": "postfix:\n  main_cf: {mynetworks: 0.0.0.0/0}\n",
     "obsolete-parameter": "postfix:\n  main_cf: {smtpd_use_tls: true}\n",
@@ -330,6 +331,8 @@ TRIGGERS: dict[str, str] = {
     "map-missing": "restrictions:\n  recipient: [check_helo_access hash:/etc/postfix/h]\n",
     "map-type": "restrictions:\n  recipient: [check_helo_access texthash:/etc/postfix/h]\n"
                 "  maps:\n    h: {entries: {a: REJECT}}\n",
+    "map-name": "restrictions:\n  recipient: [check_helo_access hash:/etc/postfix/sasl_passwd]\n"
+                "  maps:\n    sasl_passwd: {entries: {'[smtp.example.net]:587': 'a:b'}}\n",
     "map-unused": "restrictions:\n  maps:\n    h: {entries: {a: REJECT}}\n",
     "map-answer": "restrictions:\n  recipient: [check_helo_access hash:/etc/postfix/h]\n"
                   "  maps:\n    h: {entries: {a: '200 ok'}}\n",
@@ -337,6 +340,7 @@ TRIGGERS: dict[str, str] = {
                       " reject_unauth_destination, check_policy_service"
                       " inet:127.0.0.1:10023]\n",
     "tls-pair": "tls:\n  cert_file: /run/secrets/c\n",
+    "secret-file": "sasl:\n  users_file: /run/secrets/sasl-passwd\n",
     "control-character": "restrictions:\n  recipient: [check_helo_access hash:/etc/postfix/h]\n"
                          "  maps:\n    h: {entries: {a: \"REJECT a\\tb\"}}\n",
     "unknown-restriction": "restrictions:\n  sender: [reject_unknown_sendre_domain]\n",
@@ -360,6 +364,13 @@ def _codes_in_source() -> set[str]:
 
 def test_every_code_has_a_trigger() -> None:
     assert set(TRIGGERS) == _codes_in_source()
+
+
+@pytest.mark.parametrize("name", sorted(policy.RESERVED_MAP_NAMES))
+def test_every_reserved_map_name_is_refused(tmp_path: Path, name: str) -> None:
+    text = BASE + (f"restrictions:\n  recipient: [check_helo_access hash:/etc/postfix/{name}]\n"
+                   f"  maps:\n    {name}: {{entries: {{a: REJECT}}}}\n")
+    assert "map-name" in codes(tmp_path, text)
 
 
 @pytest.mark.parametrize("code", sorted(TRIGGERS))

@@ -27,8 +27,8 @@ from relaykit.profile.model import (
     PLAINTEXT_MECHANISMS,
     OutboundTls,
     TlsMode,
-    relayhost_port,
 )
+from relaykit.profile.model import relayhost_port as relayhost_port_of
 from relaykit.profile.restrictions import (
     MAP_DIR,
     Answer,
@@ -465,11 +465,22 @@ def outbound_credentials(ctx: Ctx) -> Iterator[Finding]:
 
 
 @check
+def relayhost_port(ctx: Ctx) -> Iterator[Finding]:
+    out = ctx.doc["outbound"]
+    for key in ("relayhost", "credentials_key"):
+        port = relayhost_port_of(out[key])
+        if port is not None and not 1 <= port <= 65535:
+            yield error(("outbound", key), f"port {port} is not a TCP port",
+                        "use a port from 1 to 65535, e.g. [smtp.example.net]:587",
+                        "relayhost-port")
+
+
+@check
 def outbound_wrappermode(ctx: Ctx) -> Iterator[Finding]:
     """Port 465 speaks TLS from the first byte: Postfix needs smtp_tls_wrappermode and
     a mandatory TLS level, or it sends nothing (it logs a warning and defers)."""
     out = ctx.doc["outbound"]
-    if relayhost_port(out["relayhost"]) == 465 and not OutboundTls(out["tls_level"]).encrypts:
+    if relayhost_port_of(out["relayhost"]) == 465 and not OutboundTls(out["tls_level"]).encrypts:
         yield error(("outbound", "tls_level"), f"relayhost {out['relayhost']!r} is port 465 "
                     f"(implicit TLS) but tls_level is {out['tls_level']!r}: Postfix needs "
                     "encrypt or stricter in wrapper mode", "use tls_level: encrypt",
@@ -530,6 +541,20 @@ def maps_declared(ctx: Ctx) -> Iterator[Finding]:
                           f"reference it as hash:{MAP_DIR}{name}, or remove it", "map-unused")
 
 
+# Names under /etc/postfix that relaykit or Debian's postfix already use.
+RESERVED_MAP_NAMES = frozenset({"sasl", "sasl_passwd", "post-install", "postfix-files",
+                                "postfix-script", "main", "master", "dynamicmaps"})
+
+
+@check
+def map_names_free(ctx: Ctx) -> Iterator[Finding]:
+    for name in ctx.doc["restrictions"]["maps"]:
+        if name in RESERVED_MAP_NAMES:
+            yield error(("restrictions", "maps", name), f"{MAP_DIR}{name} is already used "
+                        "by relaykit or Postfix: the map would replace it",
+                        "give the map another name", "map-name")
+
+
 @check
 def static_answers(ctx: Ctx) -> Iterator[Finding]:
     for rl in ctx.lists.values():
@@ -562,6 +587,37 @@ def tls_pair(ctx: Ctx) -> Iterator[Finding]:
         yield error(("tls", missing), f"tls.{missing} missing: certificate and key come as "
                     "a pair", "set both, or neither (relaykit then manages the pair)",
                     "tls-pair")
+
+
+# Files relaykit itself writes under its own directory: never a secret's source.
+RENDERED_FILES = frozenset({"/etc/relaykit/relaykit.conf"})
+
+
+@check
+def secret_files_distinct(ctx: Ctx) -> Iterator[Finding]:
+    """Each runtime file has one role: users, smarthost credentials, certificate, key.
+    A file read for two roles (or one relaykit writes) hands one role's content to the
+    other, e.g. credentials or a config file read as logins."""
+    doc = ctx.doc
+    roles: list[tuple[PathKey, str | None]] = [
+        (("sasl", "users_file"), (doc.get("sasl") or {}).get("users_file")),
+        (("outbound", "credentials_file"), doc["outbound"]["credentials_file"]),
+        (("tls", "cert_file"), doc["tls"]["cert_file"]),
+        (("tls", "key_file"), doc["tls"]["key_file"]),
+    ]
+    seen: dict[str, PathKey] = {}
+    for path, value in roles:
+        if value is None:
+            continue
+        if value in RENDERED_FILES:
+            yield error(path, f"{value} is written by relaykit, not a source of secrets",
+                        "name a file under /run/secrets/ (image) or /etc/relaykit/ "
+                        "(package) of its own", "secret-file")
+        elif value in seen:
+            yield error(path, f"{value} is already .{'.'.join(map(str, seen[value]))}: one "
+                        "file would serve two roles", "give each secret its own file",
+                        "secret-file")
+        seen.setdefault(value, path)
 
 
 # --- text that reaches Postfix's files verbatim ----------------------------------------

@@ -232,7 +232,7 @@ class _Builder:
     def key(self, event: Any, top: _Open) -> None:
         if event.anchor is not None:
             raise self.fail(event, "anchors on mapping keys are not supported")
-        if event.tag is None and event.value == "<<" and event.style is None:
+        if event.tag is None and event.value == "<<" and event.implicit[0]:  # plain <<
             raise self.fail(event, "YAML merge keys (<<) are not supported; use extends:")
         if event.tag is not None and event.tag not in EXPLICIT_SCALAR_TAGS:
             raise self.fail(event, f"YAML tag {event.tag!r} on a key: remove it")
