@@ -121,33 +121,34 @@ def assert_clean_refusal(tmp_path: Path, task: str, profile: Path,
 
 
 # =========================================================================================
-# ATTACKS THAT GOT THROUGH (xfail strict: each must be fixed, then unmarked)
+# ATTACKS THAT GOT THROUGH (xfail strict: each must be fixed, then unmarked).  Those
+# fixed on wt/policy during the review keep their test, unmarked, with the fixing commit.
 # =========================================================================================
 
 # --- 1. Map names are file names in /etc/postfix: collisions with Postfix's own files ------
 
-def test_postfix_files_map_fixture_validates_today(tmp_path: Path) -> None:
-    """The fixture of the root-command-execution attack is schema- and policy-valid
-    (so the xfail below fails for the right reason: the collision, not a typo)."""
+def test_postfix_files_map_is_refused_for_its_name(tmp_path: Path) -> None:
+    """The root-command-execution fixture (validate 0 and `uid=0(root)` written by the
+    built image's `postfix check` before wt/policy 693e992) is refused at the map's
+    name, and the same entries under another map name still validate: the refusal is
+    the collision, not the (harmless in an access map) key text."""
     text = (ATTACK_DIR / "postfix-files-map.yaml").read_text()
-    try:
-        loaded = load(tmp_path, text)
-    except ProfileError:
-        return  # fixed: refused (the xfail below then XPASSes and must be unmarked)
+    errors = refusal(tmp_path, text)
+    assert any(d.path == ".restrictions.maps.postfix-files" and d.line == 9
+               for d in errors), "\n".join(d.format() for d in errors)
+    renamed = text.replace("postfix-files", "rk-atk-access")
+    loaded = load(tmp_path, renamed)
     files = {e.path: e for e in render(loaded.profile).tree if e.kind == "file"}
-    assert b"$(id>/tmp/rk-atk-pwned)" in files["/etc/postfix/postfix-files"].data
+    assert "/etc/postfix/postfix-files" not in files
+    assert b"$(id>/tmp/rk-atk-pwned)" in files["/etc/postfix/rk-atk-access"].data
 
 
-@pytest.mark.xfail(strict=True, reason="attack: a map named postfix-files replaces "
-                   "/etc/postfix/postfix-files; `postfix check` (entrypoint) runs "
-                   "post-install, which evals $-fields: root command execution at start")
+# Fixed on wt/policy (693e992): was accepted; root command execution at container start.
 def test_map_cannot_replace_postfix_files(tmp_path: Path) -> None:
     refused(tmp_path, (ATTACK_DIR / "postfix-files-map.yaml").read_text())
 
 
-@pytest.mark.xfail(strict=True, reason="attack: a map named sasl collides with the "
-                   "/etc/postfix/sasl directory: validate 0, render prints a Python "
-                   "traceback (NotADirectoryError)")
+# Fixed on wt/policy (693e992): was accepted, then a render traceback.
 def test_map_named_sasl_is_refused(tmp_path: Path) -> None:
     refused(tmp_path, BASE + """\
 restrictions:
@@ -159,8 +160,7 @@ restrictions:
 """)
 
 
-@pytest.mark.xfail(strict=True, reason="attack: map named sasl: `invoke render` prints a "
-                   "traceback (NotADirectoryError) and exits 1")
+# Fixed on wt/policy (693e992): was a NotADirectoryError traceback.
 def test_render_of_map_named_sasl_prints_no_traceback(tmp_path: Path) -> None:
     path = write(tmp_path, BASE + """\
 restrictions:
@@ -173,9 +173,7 @@ restrictions:
     assert_clean_refusal(tmp_path, "render", path, codes=(1, 2))
 
 
-@pytest.mark.xfail(strict=True, reason="attack: a map named sasl_passwd is rendered over "
-                   "the smarthost credentials file relaykit manages (and shipped as a "
-                   "conffile in the .deb)")
+# Fixed on wt/policy (693e992): was rendered over the credentials file.
 def test_map_named_sasl_passwd_is_refused(tmp_path: Path) -> None:
     refused(tmp_path, SATELLITE + """\
 restrictions:
@@ -251,7 +249,9 @@ _BOMB = pytest.mark.xfail(strict=True, reason="attack: a < 1 MB profile makes va
                           "or render run longer than 10 s or use more than 300 MB (alias "
                           "expansion limited in nodes, not bytes; map answers re-walked per "
                           "reference; one diagnostic per bad item, unbounded)")
-FIXED_BOMBS = {"deep-path-per-node"}  # fixed on wt/policy: kept as regression tests
+# Fixed on wt/policy, kept as regression tests: the 250,000-node limit (baa9dea) and
+# restriction items of at most 300 characters (3a21bcf).
+FIXED_BOMBS = {"deep-path-per-node", "render-valid-alias-blowup"}
 
 
 @pytest.mark.parametrize("name", [
@@ -356,24 +356,20 @@ def test_deb_package_cannot_take_a_distribution_package_name(tmp_path: Path,
 
 @pytest.mark.parametrize("relayhost", ["[${smtpd_relay_restrictions}]:587",
                                        "[$myhostname]:587", "[$mynetworks]"])
-@pytest.mark.xfail(strict=True, reason="attack: outbound.relayhost/credentials_key accept "
-                   "$name and ${name}: main.cf `relayhost = [${smtpd_relay_restrictions}]"
-                   ":587`, postconf -x expands it (mail loops, values leak to DNS)")
+# Fixed on wt/policy (3a21bcf): main.cf got `relayhost = [${...}]:587`.
 def test_relayhost_cannot_expand_parameters(tmp_path: Path, relayhost: str) -> None:
     refused(tmp_path, SATELLITE + f"outbound:\n  relayhost: '{relayhost}'\n"
             f"  credentials_key: '{relayhost}'\n")
 
 
-@pytest.mark.xfail(strict=True, reason="attack: quotes, backquotes and $( in "
-                   "outbound.relayhost validate (bracketed part is [^]\\s]+)")
+# Fixed on wt/policy (3a21bcf): quotes, backquotes and $( validated.
 def test_relayhost_is_a_host_name_or_address(tmp_path: Path) -> None:
     refused(tmp_path, SATELLITE + "outbound:\n  relayhost: \"[a'$(id)`x`]:587\"\n"
             "  credentials_key: \"[a'$(id)`x`]:587\"\n")
 
 
 @pytest.mark.parametrize("port", ["0", "99999"])
-@pytest.mark.xfail(strict=True, reason="attack: relayhost port outside 1-65535 validates "
-                   "(Postfix defers all mail: bad port)")
+# Fixed on wt/policy (3a21bcf): ports 0 and 99999 validated.
 def test_relayhost_port_is_a_port(tmp_path: Path, port: str) -> None:
     refused(tmp_path, SATELLITE + f"outbound:\n  relayhost: '[s.example.net]:{port}'\n"
             f"  credentials_key: '[s.example.net]:{port}'\n")
