@@ -165,38 +165,53 @@ def _main_cf(key: str, value: Any) -> str:
     return BASE + f"postfix:\n  main_cf:\n    {key}: {value!r}\n"
 
 
-def good_and_bad(grammar: Any) -> tuple[Any, list[Any]]:
+def good_and_bad(grammar: Any) -> tuple[list[tuple[Any, str]], list[Any]]:
+    """Good values with the main.cf text they must render as (boundaries included),
+    and bad values."""
     if isinstance(grammar, parameters.Integer):
-        return grammar.hi, [grammar.hi + 1, grammar.lo - 1, "1e3", True, "10 "]
+        return ([(grammar.lo, str(grammar.lo)), (grammar.hi, str(grammar.hi)),
+                 (str(grammar.hi), str(grammar.hi))],
+                [grammar.hi + 1, grammar.lo - 1, "1e3", True, "10 ", "0x10"])
     if isinstance(grammar, parameters.Duration):
-        return f"{max(grammar.lo, 1)}s", [f"{grammar.hi + 1}s", "10", "1x", "-1s", 5]
+        lo, hi = grammar.lo, grammar.hi
+        return ([(f"{lo}s", f"{lo}s"), (f"{hi}s", f"{hi}s"), (f"0{max(lo, 1)}s", f"{max(lo, 1)}s")],
+                [f"{hi + 1}s", "10", "1x", "-1s", 5, f"{lo - 1}s" if lo else "1y", "1 s"])
     if isinstance(grammar, parameters.YesNo):
-        return True, ["maybe", 1, "Yes"]
+        return [(True, "yes"), (False, "no"), ("yes", "yes"), ("no", "no")], \
+            ["maybe", 1, "Yes", "true"]
     if isinstance(grammar, parameters.Choices):
-        return grammar.words[0], ["bogus", f"{grammar.words[0]}, {grammar.words[0]}"]
+        first, last = grammar.words[0], grammar.words[-1]
+        return [(first, first), (f"{first},{last}", f"{first}, {last}")], \
+            ["bogus", f"{first}, {first}", "", f"{first} {last}"]
     if isinstance(grammar, parameters.Hostname):
-        return "mail.example.org", ["bad host", "$mydomain", "-x.example"]
+        return [("mail.example.org", "mail.example.org"), ("$myhostname", "$myhostname")], \
+            ["bad host", "$mydomain", "-x.example", "a..b", True]
     if isinstance(grammar, parameters.Banner):
-        return "$myhostname ESMTP", ["hello", "$myhostname $mail_version", "$myhostname\t"]
+        return [("$myhostname ESMTP", "$myhostname ESMTP"), ("$myhostname", "$myhostname")], \
+            ["hello", "$myhostname $mail_version", "$myhostname\t", "x $myhostname"]
     raise AssertionError(f"no test values for {grammar!r}")
 
 
 @pytest.mark.parametrize("key", sorted(parameters.ALLOWED))
 def test_every_allowed_parameter_takes_a_good_value_once(tmp_path: Path, key: str) -> None:
     good, _ = good_and_bad(parameters.ALLOWED[key])
-    path = tmp_path / "p.yaml"
-    path.write_text(_main_cf(key, good))
-    p = load_profile(str(path)).profile
-    main = render_main_cf(p)
-    lines = [line for line in main.splitlines() if line.startswith(f"{key} = ")]
-    assert lines == [f"{key} = {parameters.ALLOWED[key].parse(good)}"]
+    for value, text in good:
+        path = tmp_path / "p.yaml"
+        path.write_text(_main_cf(key, value))
+        p = load_profile(str(path)).profile
+        main = render_main_cf(p)
+        lines = [line for line in main.splitlines() if line.startswith(f"{key} = ")]
+        assert lines == [f"{key} = {text}"], (value, lines)
 
 
 @pytest.mark.parametrize("key", sorted(parameters.ALLOWED))
 def test_every_allowed_parameter_refuses_bad_values(tmp_path: Path, key: str) -> None:
     _, bad = good_and_bad(parameters.ALLOWED[key])
     for value in bad:
-        assert "parameter-value" in codes(tmp_path, _main_cf(key, value)), (key, value)
+        found = [d for d in diagnostics(tmp_path, _main_cf(key, value))
+                 if d.code == "parameter-value"]
+        assert found, (key, value)
+        assert found[0].hint.startswith("write ") and len(found[0].hint) > 12
 
 
 @pytest.mark.parametrize("key", sorted(parameters.MANAGED))

@@ -97,6 +97,7 @@ def test_aliases_are_copies_located_at_the_alias() -> None:
     ("a: 1\nb: 2\n\x00", 3, "NUL"),
     ("a: 1\n<<: {b: 1}\n", 2, "merge"),
     ("a: 1\n? [x]\n: 1\n", 2, "plain strings"),
+    ("a: 1\nb: x\x07y\n", 2, "character 0x0007 is not allowed"),
 ])
 def test_refusals_carry_their_line(text: str, line: int, what: str) -> None:
     with pytest.raises(YamlSyntaxError) as info:
