@@ -263,6 +263,28 @@ def test_small_profile_cannot_exhaust_validate(tmp_path: Path, name: str) -> Non
     assert_clean_refusal(tmp_path, task, write(tmp_path, text), codes=(0, 2))
 
 
+@_BOMB
+def test_extends_chain_cannot_exhaust_validate(tmp_path: Path) -> None:
+    """Eight profiles, each under 1 MB, each extending the previous one and adding an
+    88,000-entry map (HOLD answers, all used after reject_unauth_destination): the
+    chain VALIDATES, in 17.9 s at 395 MB (limits are per file; deep_merge copies the
+    whole accumulated document at every level)."""
+    for i in range(1, 9):
+        parent = "roaming" if i == 1 else f"chain{i - 1}.yaml"
+        lines = [f"extends: {parent}", f"name: rk-atk-chain{i}", "restrictions:"]
+        if i == 8:
+            maps = ", ".join(f"'check_client_access hash:/etc/postfix/m{j}'"
+                             for j in range(1, 9))
+            lines.append(f"  relay: [permit_sasl_authenticated, reject_unauth_destination, "
+                         f"{maps}]")
+        lines += ["  maps:", f"    m{i}:", "      entries: {"
+                  + ",".join(f"{k:x}: HOLD" for k in range(88_000)) + "}"]
+        text = "\n".join(lines) + "\n"
+        assert len(text.encode()) < 1_000_000
+        write(tmp_path, text, f"chain{i}.yaml")
+    assert_clean_refusal(tmp_path, "validate", tmp_path / "chain8.yaml", codes=(0, 2))
+
+
 # --- 3. Tracebacks ------------------------------------------------------------------------
 
 # Fixed on wt/policy (a5cb909): was an OSError ENAMETOOLONG traceback, exit 1.
