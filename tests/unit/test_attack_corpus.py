@@ -426,6 +426,13 @@ def test_ipv4_translation_prefixes_count_as_all_of_ipv4(tmp_path: Path, net: str
     refused(tmp_path, BASE + f"postfix:\n  mynetworks: ['{net}']\n", "open-relay")
 
 
+@pytest.mark.xfail(strict=True, reason="attack: relay proven on the built image: client "
+                   "64:ff9b::c633:6402 -> RCPT victim@foreign.example 250 2.1.5, queued; "
+                   "client 2001:db8::2 -> 554 5.7.1 Relay access denied")
+def test_rfc6052_fixture_is_refused(tmp_path: Path) -> None:
+    refused(tmp_path, (ATTACK_DIR / "rfc6052-mynetworks.yaml").read_text(), "open-relay")
+
+
 # --- 7. Package and image metadata --------------------------------------------------------
 
 @pytest.mark.parametrize("char", ["\\u202e", "\\u2066", "\\u200b", "\\ufeff"])
