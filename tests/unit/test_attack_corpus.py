@@ -417,11 +417,14 @@ def test_inet_interfaces_are_addresses(tmp_path: Path, address: str) -> None:
 
 # --- 6. mynetworks: IPv4 embedded in IPv6 other than IPv4-mapped --------------------------
 
-@pytest.mark.parametrize("net", ["[64:ff9b::]/96", "[64:ff9b:1::]/48", "[::ffff:0:0:0]/96"])
+@pytest.mark.parametrize("net", ["[64:ff9b::]/96", "[64:ff9b:1::]/48", "[::ffff:0:0:0]/96",
+                                 "[2001::]/32"])
 @pytest.mark.xfail(strict=True, reason="attack: mynetworks [64:ff9b::]/96 (RFC 6052 "
-                   "well-known prefix), [64:ff9b:1::]/48 (RFC 8215 local-use) or "
-                   "[::ffff:0:0:0]/96 (SIIT IPv4-translated) validate: all of IPv4 is "
-                   "embedded; behind SIIT/NAT46 every IPv4 client is in it: open relay")
+                   "well-known prefix), [64:ff9b:1::]/48 (RFC 8215 local-use), "
+                   "[::ffff:0:0:0]/96 (SIIT IPv4-translated) or [2001::]/32 (Teredo: any "
+                   "IPv4 host gets an address there through a public Teredo relay; not even "
+                   "a wide-mynetworks warning, Python calls it private) validate: all of "
+                   "IPv4 can appear in them: open relay")
 def test_ipv4_translation_prefixes_count_as_all_of_ipv4(tmp_path: Path, net: str) -> None:
     refused(tmp_path, BASE + f"postfix:\n  mynetworks: ['{net}']\n", "open-relay")
 
