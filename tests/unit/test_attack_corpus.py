@@ -644,6 +644,22 @@ def test_hostile_yaml_is_refused(tmp_path: Path, name: str) -> None:
     refusal(tmp_path, YAML_REFUSED[name])
 
 
+def test_crlf_and_lone_cr_never_reach_a_rendered_file(tmp_path: Path) -> None:
+    """YAML folds CR and CRLF line breaks: a CRLF profile with lone CRs inside quoted
+    scalars validates and renders without a single CR byte (the folded values)."""
+    text = (BASE + "description: 'relay\rfor users'\nrestrictions:\n  relay: "
+            "[permit_sasl_authenticated, reject_unauth_destination,\n"
+            "    check_client_access hash:/etc/postfix/m]\n  maps:\n    m:\n"
+            "      entries: {192.0.2.1: 'REJECT go\r away'}\n").replace("\n", "\r\n")
+    path = tmp_path / "p.yaml"
+    path.write_bytes(text.encode())
+    loaded = load_profile(str(path))
+    assert loaded.profile.description == "relay for users"
+    assert loaded.profile.restrictions.maps[0].entries == (("192.0.2.1", "REJECT go away"),)
+    for entry in render(loaded.profile).tree:
+        assert b"\r" not in entry.data, entry.path
+
+
 def test_extends_cycle_through_a_symlink_is_refused(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("extends: b.yaml\nname: a\n")
     (tmp_path / "b.yaml").symlink_to(tmp_path / "p.yaml")
