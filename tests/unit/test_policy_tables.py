@@ -426,3 +426,31 @@ def test_schema_errors_stop_before_policy(tmp_path: Path,
     assert ran == []
     load_profile("roaming")
     assert ran == [True]
+
+
+@pytest.mark.parametrize("where", ["list", "key", "value", "nested"])
+def test_control_characters_are_found_anywhere(where: str) -> None:
+    """Checked on the document itself (defence in depth behind the schema's grammars)."""
+    from relaykit.paths import profiles_dir
+    from relaykit.profile.load import apply_defaults, load_schema, resolve_extends
+
+    doc = resolve_extends(profiles_dir() / "roaming.yaml", ()).data
+    apply_defaults(load_schema(), doc)
+    bad = "a\u0085b"
+    if where == "list":
+        doc["postfix"]["mydestination"].append(bad)
+    elif where == "key":
+        doc["restrictions"]["maps"] = {"m": {"type": "hash", "entries": {bad: "OK"}}}
+    elif where == "value":
+        doc["description"] = bad
+    else:
+        doc["listeners"][0]["client_restrictions"].append(bad)
+    found = [f for f in policy.run(doc) if f.code == "control-character"]
+    assert found, where
+
+
+def test_obsolete_and_deprecated_are_told_apart(tmp_path: Path) -> None:
+    removed = diagnostics(tmp_path, _main_cf("smtpd_sasl_application_name", "smtpd"))
+    assert any("obsolete" in d.message for d in removed)
+    deprecated = diagnostics(tmp_path, _main_cf("smtpd_use_tls", "yes"))
+    assert any("deprecated" in d.message for d in deprecated)
