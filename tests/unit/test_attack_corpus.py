@@ -620,6 +620,14 @@ REFUSED: dict[str, tuple[str, str | None]] = {
                      "reject_unauth_destination, check_client_access hash:/etc/postfix/m]\n"
                      '  maps:\n    m:\n      entries: {"a\\u00a0b": REJECT}\n', None),
     "listener-address-space": (_listener("address: 'a b'"), None),
+    # $expansion in identity values Postfix reads from main.cf
+    "realm-dollar": (BASE + "sasl:\n  realm: '$mydomain'\n", None),
+    "myhostname-dollar": (BASE + "postfix:\n  myhostname: '${mynetworks}'\n", None),
+    "mydomain-dollar": (BASE + "postfix:\n  mydomain: '$myhostname'\n", None),
+    "mydestination-dollar": (BASE + "postfix:\n  mydestination: ['${relay_domains}']\n", None),
+    "inet-interfaces-dollar": (BASE + "postfix:\n  inet_interfaces: ['$myhostname']\n", None),
+    "listener-address-dollar": (_listener("address: '$myhostname'"), None),
+    "credentials-key-dollar": (SATELLITE + "outbound:\n  credentials_key: '[$x]:587'\n", None),
 }
 
 
