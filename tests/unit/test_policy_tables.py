@@ -454,3 +454,29 @@ def test_obsolete_and_deprecated_are_told_apart(tmp_path: Path) -> None:
     assert any("obsolete" in d.message for d in removed)
     deprecated = diagnostics(tmp_path, _main_cf("smtpd_use_tls", "yes"))
     assert any("deprecated" in d.message for d in deprecated)
+
+
+@pytest.mark.parametrize("port,ok", [(0, False), (1, True), (65535, True), (65536, False)])
+def test_relayhost_port_bounds(tmp_path: Path, port: int, ok: bool) -> None:
+    head = "extends: satellite\nname: t\noutbound:\n"
+    relayhost = head + f"  relayhost: '[a.example]:{port}'\n"
+    assert ("relayhost-port" not in codes(tmp_path, relayhost)) is ok
+    keyed = head + f"  relayhost: '[a.example]:587'\n  credentials_key: '[a.example]:{port}'\n"
+    assert ("relayhost-port" not in codes(tmp_path, keyed)) is ok
+
+
+def test_other_modules_register_checks_on_the_document(monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    """policy.check takes a function of the schema-valid document (deployment checks of
+    outputs.stack/helm register this way); its findings are pinned like policy's own."""
+    seen: list[Any] = []
+
+    def external(doc: dict[str, Any]) -> Any:
+        seen.append(doc)
+        yield policy.error(("postfix", "myhostname"), "external says no", "hint", "external")
+
+    monkeypatch.setattr(policy, "CHECKS", [*policy.CHECKS])
+    policy.check(external)
+    found = diagnostics(tmp_path, BASE)
+    assert isinstance(seen[0], dict) and seen[0]["name"] == "t"
+    assert [(d.code, d.path) for d in found] == [("external", ".postfix.myhostname")]

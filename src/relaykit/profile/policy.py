@@ -63,7 +63,9 @@ def warning(path: PathKey, message: str, hint: str, code: str) -> Finding:
     return Finding(Level.WARNING, path, message, hint, code)
 
 
-Check = Callable[["Ctx"], Iterator[Finding]]
+# The public form of a check: the schema-valid document in, findings out.  Other modules
+# register theirs with policy.check (e.g. deployment checks of outputs.stack/helm).
+Check = Callable[[Doc], Iterator[Finding]]
 CHECKS: list[Check] = []
 
 
@@ -72,14 +74,36 @@ def check(fn: Check) -> Check:
     return fn
 
 
+def judged(fn: Callable[[Ctx], Iterator[Finding]]) -> Check:
+    """Register a check of this module: it reads the parsed view of the document."""
+    def on_doc(doc: Doc) -> Iterator[Finding]:
+        return fn(context(doc))
+    on_doc.__name__ = on_doc.__qualname__ = fn.__name__
+    on_doc.__doc__ = fn.__doc__
+    return check(on_doc)
+
+
+_current: list[Ctx] = []
+
+
+def context(doc: Doc) -> Ctx:
+    """The parsed view of doc, made once per run (not once per check)."""
+    if not _current or _current[0].doc is not doc:
+        _current[:] = [Ctx(doc)]
+    return _current[0]
+
+
 def run(doc: Doc) -> list[Finding]:
     """Every check on a schema-valid document.  No exception is swallowed: a check
     that fails on valid input is a bug to see, not a pass."""
-    ctx = Ctx(doc)
-    found: list[Finding] = []
-    for fn in CHECKS:
-        found.extend(fn(ctx))
-    return found
+    _current[:] = [Ctx(doc)]  # fresh: the same dict may have changed since
+    try:
+        found: list[Finding] = []
+        for fn in CHECKS:
+            found.extend(fn(doc))
+        return found
+    finally:
+        _current.clear()
 
 
 # --- the parsed view the checks share ------------------------------------------------
@@ -159,7 +183,7 @@ class Ctx:
         return (relay,) if rcpt is None else (relay, rcpt)
 
 
-@check
+@judged
 def restriction_syntax(ctx: Ctx) -> Iterator[Finding]:
     """Every restriction item and map answer parses (deny by default)."""
     yield from ctx.parse_errors
@@ -167,7 +191,7 @@ def restriction_syntax(ctx: Ctx) -> Iterator[Finding]:
 
 # --- relay decisions -----------------------------------------------------------------
 
-@check
+@judged
 def no_open_relay(ctx: Ctx) -> Iterator[Finding]:
     seen: set[tuple[PathKey, str]] = set()
     judged = [(lis["name"], ctx.stages(i)) for i, lis in enumerate(ctx.doc["listeners"])]
@@ -213,7 +237,7 @@ def _relay_findings(ctx: Ctx, name: str,
                 "end restrictions.relay with reject_unauth_destination", "open-relay")
 
 
-@check
+@judged
 def sasl_before_unauth_destination(ctx: Ctx) -> Iterator[Finding]:
     """On a port with AUTH, an authenticated client must get through every stage."""
     seen: set[PathKey] = set()
@@ -264,7 +288,7 @@ def _loopback_part(net: Network) -> int:
     return total
 
 
-@check
+@judged
 def mynetworks_narrow(ctx: Ctx) -> Iterator[Finding]:
     nets: list[tuple[int, Network]] = []
     for i, cidr in enumerate(ctx.doc["postfix"]["mynetworks"]):
@@ -297,7 +321,7 @@ def mynetworks_narrow(ctx: Ctx) -> Iterator[Finding]:
 
 # --- listeners -----------------------------------------------------------------------
 
-@check
+@judged
 def listener_relay_without_auth(ctx: Ctx) -> Iterator[Finding]:
     for i, lis in enumerate(ctx.doc["listeners"]):
         if lis["port"] in (465, 587) and not lis["auth"]:
@@ -307,7 +331,7 @@ def listener_relay_without_auth(ctx: Ctx) -> Iterator[Finding]:
                           "submission-no-auth")
 
 
-@check
+@judged
 def listeners_unique(ctx: Ctx) -> Iterator[Finding]:
     seen: dict[tuple[str, object], int] = {}
     for i, lis in enumerate(ctx.doc["listeners"]):
@@ -321,7 +345,7 @@ def listeners_unique(ctx: Ctx) -> Iterator[Finding]:
 
 # --- SASL ------------------------------------------------------------------------------
 
-@check
+@judged
 def auth_needs_sasl(ctx: Ctx) -> Iterator[Finding]:
     doc = ctx.doc
     auth = [i for i, lis in enumerate(doc["listeners"]) if lis["auth"] is True]
@@ -334,7 +358,7 @@ def auth_needs_sasl(ctx: Ctx) -> Iterator[Finding]:
                       "set auth: true on a listener, or drop the sasl section", "sasl-unused")
 
 
-@check
+@judged
 def noanonymous_always(ctx: Ctx) -> Iterator[Finding]:
     sasl = ctx.doc.get("sasl")
     if sasl is not None:
@@ -349,7 +373,7 @@ def noanonymous_always(ctx: Ctx) -> Iterator[Finding]:
                         "add noanonymous", "noanonymous")
 
 
-@check
+@judged
 def saslauthd_plaintext_only(ctx: Ctx) -> Iterator[Finding]:
     sasl = ctx.doc.get("sasl")
     if sasl is None or sasl["backend"] != "saslauthd":
@@ -368,7 +392,7 @@ WEAK_MECHANISMS = {
 }
 
 
-@check
+@judged
 def weak_mechanisms(ctx: Ctx) -> Iterator[Finding]:
     sasl = ctx.doc.get("sasl")
     if sasl is None:
@@ -385,7 +409,7 @@ def _plaintext_outside_tls(sasl: Doc) -> list[str]:
     return [m for m in sasl["mechanisms"] if m in PLAINTEXT_MECHANISMS]
 
 
-@check
+@judged
 def no_plaintext_outside_tls(ctx: Ctx) -> Iterator[Finding]:
     sasl = ctx.doc.get("sasl")
     if sasl is None:
@@ -415,7 +439,7 @@ def no_plaintext_outside_tls(ctx: Ctx) -> Iterator[Finding]:
                         "plaintext-auth")
 
 
-@check
+@judged
 def mechanisms_reachable(ctx: Ctx) -> Iterator[Finding]:
     sasl = ctx.doc.get("sasl")
     if sasl is None:
@@ -437,7 +461,7 @@ def _bare_host(relayhost: str) -> str:
     return relayhost.rsplit(":", 1)[0] if relayhost.count(":") == 1 else relayhost
 
 
-@check
+@judged
 def outbound_credentials(ctx: Ctx) -> Iterator[Finding]:
     out = ctx.doc["outbound"]
     if not out["sasl"]:
@@ -464,7 +488,7 @@ def outbound_credentials(ctx: Ctx) -> Iterator[Finding]:
                       "use [noanonymous]", "outbound-plaintext")
 
 
-@check
+@judged
 def relayhost_port(ctx: Ctx) -> Iterator[Finding]:
     out = ctx.doc["outbound"]
     for key in ("relayhost", "credentials_key"):
@@ -475,7 +499,7 @@ def relayhost_port(ctx: Ctx) -> Iterator[Finding]:
                         "relayhost-port")
 
 
-@check
+@judged
 def outbound_wrappermode(ctx: Ctx) -> Iterator[Finding]:
     """Port 465 speaks TLS from the first byte: Postfix needs smtp_tls_wrappermode and
     a mandatory TLS level, or it sends nothing (it logs a warning and defers)."""
@@ -489,7 +513,7 @@ def outbound_wrappermode(ctx: Ctx) -> Iterator[Finding]:
 
 # --- main.cf escape hatch: an allowlist -----------------------------------------------
 
-@check
+@judged
 def main_cf_allowlist(ctx: Ctx) -> Iterator[Finding]:
     for key, value in ctx.doc["postfix"]["main_cf"].items():
         path = ("postfix", "main_cf", key)
@@ -518,7 +542,7 @@ def main_cf_allowlist(ctx: Ctx) -> Iterator[Finding]:
 
 # --- maps ------------------------------------------------------------------------------
 
-@check
+@judged
 def maps_declared(ctx: Ctx) -> Iterator[Finding]:
     declared = ctx.doc["restrictions"]["maps"]
     used: set[str] = set()
@@ -546,7 +570,7 @@ RESERVED_MAP_NAMES = frozenset({"sasl", "sasl_passwd", "post-install", "postfix-
                                 "postfix-script", "main", "master", "dynamicmaps"})
 
 
-@check
+@judged
 def map_names_free(ctx: Ctx) -> Iterator[Finding]:
     for name in ctx.doc["restrictions"]["maps"]:
         if name in RESERVED_MAP_NAMES:
@@ -555,7 +579,7 @@ def map_names_free(ctx: Ctx) -> Iterator[Finding]:
                         "give the map another name", "map-name")
 
 
-@check
+@judged
 def static_answers(ctx: Ctx) -> Iterator[Finding]:
     for rl in ctx.lists.values():
         for r, path in zip(rl.items, rl.paths, strict=True):
@@ -566,7 +590,7 @@ def static_answers(ctx: Ctx) -> Iterator[Finding]:
                     yield error(path, exc.message, exc.hint, exc.code)
 
 
-@check
+@judged
 def policy_service_reachable(ctx: Ctx) -> Iterator[Finding]:
     for rl in ctx.lists.values():
         for r, path in zip(rl.items, rl.paths, strict=True):
@@ -579,7 +603,7 @@ def policy_service_reachable(ctx: Ctx) -> Iterator[Finding]:
 
 # --- TLS -------------------------------------------------------------------------------
 
-@check
+@judged
 def tls_pair(ctx: Ctx) -> Iterator[Finding]:
     tls = ctx.doc["tls"]
     if (tls["cert_file"] is None) != (tls["key_file"] is None):
@@ -593,7 +617,7 @@ def tls_pair(ctx: Ctx) -> Iterator[Finding]:
 RENDERED_FILES = frozenset({"/etc/relaykit/relaykit.conf"})
 
 
-@check
+@judged
 def secret_files_distinct(ctx: Ctx) -> Iterator[Finding]:
     """Each runtime file has one role: users, smarthost credentials, certificate, key.
     A file read for two roles (or one relaykit writes) hands one role's content to the
@@ -659,7 +683,7 @@ def _texts(root: Any) -> list[str]:
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-@check
+@judged
 def no_control_characters(ctx: Ctx) -> Iterator[Finding]:
     """A newline in any value would start a new main.cf/master.cf/map line: injection."""
     if not CONTROL.search(" ".join(_texts(ctx.doc))):
