@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_SECONDS = 2.0
@@ -80,7 +81,7 @@ def main() -> int:
             "build --format none": [*invoke, "build", "--profile", str(profile),
                                     "--format", "none"],
         }
-        results = {}
+        results: dict[str, dict[str, Any]] = {}
         for label, args in commands.items():
             runs = [timed(args, env) for _ in range(opts.runs)]
             results[label] = {"seconds": [round(r[0], 3) for r in runs],

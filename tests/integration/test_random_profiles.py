@@ -118,8 +118,9 @@ def restriction_list(draw: Any, hostile: bool) -> list[str] | None:
         return None
     pool = ITEMS + HOSTILE_ITEMS if hostile else ITEMS
     quiet = st.sampled_from(QUIET_ITEMS)
-    items = draw(st.lists(st.one_of(quiet, quiet, quiet, st.sampled_from(RISKY_ITEMS),
-                                    st.sampled_from(pool)), max_size=3))
+    items: list[str] = draw(st.lists(st.one_of(quiet, quiet, quiet,
+                                               st.sampled_from(RISKY_ITEMS),
+                                               st.sampled_from(pool)), max_size=3))
     for decision in draw(st.lists(st.sampled_from(DECISIONS), max_size=3, unique=True)):
         items.insert(draw(st.integers(0, len(items))), decision)
     return items
@@ -287,16 +288,21 @@ def attacker_verdict(items: list[str], root: Path) -> str:
 
 
 def trusted_addresses(mynetworks: str) -> dict[int, int]:
-    nets = []
+    nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     for entry in words(mynetworks):
-        net = ipaddress.ip_network(entry.replace("[", "").replace("]", ""))
+        net: ipaddress.IPv4Network | ipaddress.IPv6Network = \
+            ipaddress.ip_network(entry.replace("[", "").replace("]", ""))
         if net.version == 6 and net.overlaps(ipaddress.ip_network("::ffff:0:0/96")):
             net = ipaddress.ip_network("0.0.0.0/0") if net.prefixlen <= 96 else \
                 ipaddress.ip_network(f"{net.network_address.ipv4_mapped}/{net.prefixlen - 96}")
         if not net.is_loopback:
             nets.append(net)
-    return {v: sum(n.num_addresses for n in ipaddress.collapse_addresses(
-        [n for n in nets if n.version == v])) for v in (4, 6)}
+    totals: dict[int, int] = {}
+    for version in (4, 6):
+        mine = [n for n in nets if n.version == version]
+        union = ipaddress.collapse_addresses(mine)  # type: ignore[type-var]
+        totals[version] = sum(int(n.num_addresses) for n in union)
+    return totals
 
 
 def check_invariants(doc: dict[str, Any], root: Path) -> None:
@@ -398,7 +404,7 @@ def verifiable_profile(seed: int) -> str:
                  for port, tls in ports]
     extra = rnd.sample(["reject_non_fqdn_recipient", "reject_unauth_pipelining",
                         "check_recipient_access hash:/etc/postfix/rcpt"], rnd.randint(0, 3))
-    doc = {
+    doc: dict[str, Any] = {
         "name": f"rk-pol-random-{seed}", "description": f"random profile, seed {seed}",
         "version": "1.0.0", "base": {"suite": "trixie"},
         "postfix": {"myhostname": "relay.example.org", "mydomain": "example.org",

@@ -349,7 +349,7 @@ LEGITIMATE = {
         " address: '2001:db8::25'}\n"),
     "main-cf-allowed": BASE + (
         "postfix:\n  main_cf: {smtpd_banner: '$myhostname ESMTP relay', smtpd_timeout: 30s,"
-        " smtpd_client_connection_rate_limit: 30, smtputf8_enable: false,"
+        " smtpd_soft_error_limit: 10, smtputf8_enable: false,"
         " notify_classes: 'resource, software', maximal_queue_lifetime: 2d}\n"),
     "policy-after-relay-decision": BASE + (
         "restrictions:\n  recipient: [permit_sasl_authenticated, reject_unauth_destination,"
@@ -418,3 +418,17 @@ def test_mangled_profiles_fail_cleanly(tmp_path: Path, edits: list[tuple[int, by
         else:
             render(loaded.profile)
         assert time.monotonic() - start < 5
+
+
+def test_extends_chain_shares_the_size_limit(tmp_path: Path) -> None:
+    from relaykit.profile.yamlsrc import MAX_BYTES
+
+    pad = "#" * (MAX_BYTES // 2 + 10) + "\n"
+    (tmp_path / "parent.yaml").write_text("extends: roaming\nname: p\n" + pad)
+    child = tmp_path / "p.yaml"
+    child.write_text("extends: parent.yaml\nname: c\n" + pad)
+    with pytest.raises(ProfileError) as info:
+        load_profile(str(child))
+    assert "together" in info.value.diagnostics[0].message
+    child.write_text("extends: parent.yaml\nname: c\n")
+    assert load_profile(str(child)).profile.name == "c"

@@ -418,7 +418,12 @@ def test_a_failing_check_crashes_loudly(monkeypatch: pytest.MonkeyPatch) -> None
 def test_schema_errors_stop_before_policy(tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     ran: list[bool] = []
-    monkeypatch.setattr(policy, "run", lambda doc: ran.append(True) or [])
+
+    def spy(doc: dict[str, Any]) -> list[policy.Finding]:
+        ran.append(True)
+        return []
+
+    monkeypatch.setattr(policy, "run", spy)
     path = tmp_path / "p.yaml"
     path.write_text(BASE + "listeners: 3\n")
     with pytest.raises(ProfileError):

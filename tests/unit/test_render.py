@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from relaykit.debian import SASLAUTHD_SOCKET_DIR
 from relaykit.profile.load import load_profile
-from relaykit.render.postfix import SASLAUTHD_SOCKET_DIR, render
+from relaykit.render.postfix import render
 from relaykit.render.tree import write_tree
 
 from ..conftest import ROOT

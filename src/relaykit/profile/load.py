@@ -108,6 +108,7 @@ def check(located: Located) -> list[Diagnostic]:
 
 def resolve_extends(path: Path, chain: tuple[Path, ...]) -> Located:
     display = _display(path)
+    _within_size_budget(path, chain, display)
     try:
         doc = yamlsrc.load(path, display)
     except yamlsrc.YamlSyntaxError as exc:
@@ -120,6 +121,20 @@ def resolve_extends(path: Path, chain: tuple[Path, ...]) -> Located:
     if parent_ref is None:
         return doc
     return _merge_parent(doc, parent_ref, path, chain)
+
+
+def _within_size_budget(path: Path, chain: tuple[Path, ...], display: str) -> None:
+    """A profile and everything it extends share the loader's size limit: eight 1 MB
+    files must not add up to what one file may not be."""
+    try:
+        total = sum(p.stat().st_size for p in (*chain, path))
+    except OSError:
+        return  # unreadable: yamlsrc.load says so, with the file's name
+    if total > yamlsrc.MAX_BYTES:
+        raise ProfileError([_diag(display, 1, (), "this profile and the profiles extending "
+                                  f"it are larger than {yamlsrc.MAX_BYTES} bytes together",
+                                  "a profile and its extends: chain hold a few screens of "
+                                  "YAML; move big maps into one file", "yaml")])
 
 
 def _merge_parent(doc: Located, ref: Any, path: Path, chain: tuple[Path, ...]) -> Located:
@@ -144,7 +159,7 @@ def _merge_parent(doc: Located, ref: Any, path: Path, chain: tuple[Path, ...]) -
                                   "flatten the chain: a profile and its overrides suffice",
                                   "extends")])
     parent = resolve_extends(parent_path, (*chain, path.resolve()))
-    merged = deep_merge(parent.data, doc.data)
+    merged = _merge_owned(parent.data, doc.data)
     locs = {**parent.locs, **{k: v for k, v in doc.locs.items() if k != ("extends",)}}
     return Located(merged, locs, doc.file)
 
@@ -157,6 +172,16 @@ def deep_merge(base: Any, override: Any) -> Any:
             out[key] = deep_merge(base[key], value) if key in base else copy.deepcopy(value)
         return out
     return copy.deepcopy(override)
+
+
+def _merge_owned(base: Any, override: Any) -> Any:
+    """deep_merge without copies, for two documents just loaded and owned by nobody else
+    (big access maps are benchmarked: copying them costs a tenth of a second)."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        for key, value in override.items():
+            base[key] = _merge_owned(base[key], value) if key in base else value
+        return base
+    return override
 
 
 def _display(path: Path) -> str:

@@ -127,17 +127,10 @@ ALLOWED: dict[str, Grammar] = {
     "smtpd_timeout": Duration(1, 3600),
     "smtpd_recipient_limit": Integer(1, 100_000),
     "smtpd_recipient_overshoot_limit": Integer(1, 100_000),
-    "smtpd_hard_error_limit": Integer(1, 1000),
     "smtpd_soft_error_limit": Integer(1, 1000),
     "smtpd_error_sleep_time": Duration(0, 300),
     "smtpd_junk_command_limit": Integer(1, 1000),
-    "smtpd_client_connection_count_limit": Integer(0, 10_000),
-    "smtpd_client_connection_rate_limit": Integer(0, 1_000_000),
-    "smtpd_client_message_rate_limit": Integer(0, 1_000_000),
-    "smtpd_client_recipient_rate_limit": Integer(0, 1_000_000),
     "smtpd_client_new_tls_session_rate_limit": Integer(0, 1_000_000),
-    "smtpd_client_auth_rate_limit": Integer(0, 1_000_000),
-    "anvil_rate_time_unit": Duration(1, DAY),
     "smtpd_peername_lookup": YesNo(),
     "smtpd_tls_ask_ccert": YesNo(),
     "smtputf8_enable": YesNo(),
@@ -208,13 +201,26 @@ MANAGED: dict[str, str] = {
     "smtp_sasl_security_options": "outbound.security_options",
     "smtp_sasl_tls_security_options": "outbound.tls_security_options",
     "syslog_name": FIXED + " (per listener)",
+    # Abuse limits and sender binding (the `abuse` section, render.abuse) on AUTH
+    # listeners: per listener -o, or main.cf lines that section writes.
+    "anvil_rate_time_unit": "abuse.rate_time_unit",
+    "smtpd_client_auth_rate_limit": "abuse.auth_rate",
+    "smtpd_client_connection_rate_limit": "abuse.connection_rate",
+    "smtpd_client_connection_count_limit": "abuse.connection_count",
+    "smtpd_client_message_rate_limit": "abuse.message_rate",
+    "smtpd_client_recipient_rate_limit": "abuse.recipient_rate",
+    "smtpd_hard_error_limit": "abuse.error_limit",
+    "smtpd_sender_login_maps": "abuse.sender_binding",
+    "smtpd_restriction_classes": "abuse.sender_binding / abuse.null_sender (a class "
+                                 "could also hide `permit` from the relay check)",
+    "relaykit_auth_sender": "abuse.sender_binding / abuse.null_sender",
+    "header_checks": "abuse.hide_client_ip",
 }
 
 # Why some well-known parameters are not offered: they hand out trust or weaken TLS.
 NOT_OFFERED: dict[str, str] = {
     "relay_domains": "it makes Postfix relay to the listed domains for anybody",
     "permit_mx_backup_networks": "it widens permit_mx_backup",
-    "smtpd_restriction_classes": "a class can hide `permit` from the relay check",
     "mynetworks_style": "it trusts whole subnets; list postfix.mynetworks instead",
     "smtpd_authorized_xclient_hosts": "XCLIENT lets those hosts impersonate any client",
     "smtpd_authorized_xforward_hosts": "XFORWARD feeds client identity to Postfix",

@@ -132,6 +132,9 @@ class Restriction:
     def render(self) -> str:
         return self.name if self.arg is None else f"{self.name} {self.arg}"
 
+    def __str__(self) -> str:  # as written in main.cf, wherever a string is expected
+        return self.render()
+
 
 class RestrictionError(Exception):
     def __init__(self, message: str, hint: str, code: str) -> None:
