@@ -262,20 +262,27 @@ BOMBS = {
 }
 
 
-_BOMB = pytest.mark.xfail(strict=True, reason="attack: a < 1 MB profile makes validate "
-                          "or render run longer than 10 s or use more than 300 MB (alias "
-                          "expansion limited in nodes, not bytes; map answers re-walked per "
-                          "reference; one diagnostic per bad item, unbounded)")
-# Fixed on wt/policy, kept as a regression test: the 250,000-node limit (baa9dea).
-FIXED_BOMBS = {"deep-path-per-node"}
-
-
-@pytest.mark.parametrize("name", [
-    name if name in FIXED_BOMBS else pytest.param(name, marks=_BOMB) for name in sorted(BOMBS)])
+# All fixed: the 250,000-node limit (wt/policy baa9dea); on wt/harden, aliases limited
+# in characters too, map answers summarised once per map, item parses memoized, list
+# lengths bounded in the schema, and at most 200 diagnostics.
+@pytest.mark.parametrize("name", sorted(BOMBS))
 def test_small_profile_cannot_exhaust_validate(tmp_path: Path, name: str) -> None:
     text = BOMBS[name]()
     assert len(text.encode()) < 1_000_000
     assert_clean_refusal(tmp_path, "validate", write(tmp_path, text), codes=(0, 2))
+
+
+def test_diagnostics_are_capped(tmp_path: Path) -> None:
+    """1,000 bad items, 1,000 errors: the first 200 and one line saying the rest."""
+    errors = refusal(tmp_path, BASE + "postfix:\n  mynetworks: [" + ",".join(["1"] * 1000)
+                     + "]\n")
+    assert len(errors) == 201, len(errors)
+    assert errors[-1].code == "too-many-errors" and "200" in errors[-1].message
+
+
+def test_aliases_are_limited_in_characters(tmp_path: Path) -> None:
+    refused(tmp_path, BASE + "postfix:\n  main_cf:\n    k0: &w '" + "a" * 200_000 + "'\n"
+            + "".join(f"    k{i}: *w\n" for i in range(1, 7)), "yaml")
 
 
 # Fixed on wt/policy (5fb1f59: a profile and its extends: chain share the 1 MB limit).
@@ -337,15 +344,10 @@ restrictions:
 }
 
 
-_DISAGREE = pytest.mark.xfail(strict=True, reason="attack: validate exits 0, render then "
-                              "refuses (exit 1, no FILE:LINE): a hole between policy and "
-                              "renderer")
-
-
 @pytest.mark.parametrize("name", [
     # fixed on wt/policy (d90a631): an empty list renders as `name=`; kept as regression
     "empty-listener-relay-list",
-    pytest.param("nbsp-in-map-answer", marks=_DISAGREE),
+    "nbsp-in-map-answer",  # fixed on wt/harden: only U+0020 white space
 ])
 def test_what_validates_renders(tmp_path: Path, name: str) -> None:
     try:
@@ -355,8 +357,7 @@ def test_what_validates_renders(tmp_path: Path, name: str) -> None:
     render(loaded.profile)
 
 
-@pytest.mark.xfail(strict=True, reason="attack: a 150-character description validates "
-                   "(schema allows 200) but the .deb build refuses it (synopsis > 79)")
+# Fixed on wt/harden.
 def test_what_validates_builds_its_deb(tmp_path: Path) -> None:
     from relaykit.deb.package import description
 
@@ -368,25 +369,47 @@ def test_what_validates_builds_its_deb(tmp_path: Path) -> None:
     description(loaded.profile)
 
 
-@pytest.mark.xfail(strict=True, reason="attack: outputs.deb.version with an epoch above "
-                   "dpkg's limit validates; `invoke build --format deb` then fails in "
-                   "dpkg-deb (epoch in version is too big), exit 1, no FILE:LINE")
+# Fixed on wt/harden.
 def test_deb_epoch_is_bounded(tmp_path: Path) -> None:
-    refused(tmp_path, BASE + "outputs:\n  deb: {package: rk-atk-p, version: "
+    refused(tmp_path, BASE + "outputs:\n  deb: {package: relaykit-atk-p, version: "
             "'99999999999999999999:1.0-1', maintainer: x <x@example.org>}\n")
 
 
 @pytest.mark.parametrize("package", ["postfix", "sasl2-bin", "openssl", "libc6",
                                      "base-files", "adduser"])
-@pytest.mark.xfail(strict=True, reason="attack: outputs.deb.package may be the name of a "
-                   "distribution package: `package: postfix, version: 99:3.99-1` builds a "
-                   ".deb that `dpkg -i` installs OVER the real postfix (its own Depends: "
-                   "postfix (>= 3.6) is satisfied by itself): /usr/sbin/postfix and smtpd "
-                   "are removed (shown in the trixie debroot)")
+# Fixed on wt/harden.
 def test_deb_package_cannot_take_a_distribution_package_name(tmp_path: Path,
                                                              package: str) -> None:
     refused(tmp_path, BASE + f"outputs:\n  deb: {{package: {package}, version: "
             "'99:3.99-1', maintainer: x <x@example.org>}\n")
+
+
+def test_deb_limits_accept_what_dpkg_accepts(tmp_path: Path) -> None:
+    """The bounds are not tighter than needed: a 79-character synopsis, a 9-digit epoch
+    and a relaykit- name validate, and the synopsis builds."""
+    from relaykit.deb.package import description
+
+    loaded = load(tmp_path, BASE + f"description: {'x' * 79}\noutputs:\n  deb: {{package: "
+                  "relaykit-x.y+z, version: '999999999:1.0-1', maintainer: x <x@example.org>}\n")
+    assert loaded.profile.deb is not None and loaded.profile.deb.package == "relaykit-x.y+z"
+    assert description(loaded.profile).startswith("x" * 79 + "\n")
+
+
+@pytest.mark.parametrize("field", [
+    "description: 'relay\u00a0for users'",  # NBSP
+    "description: 'relay\u2007for users'",  # figure space
+    "description: 'relay\ue000'",  # private use
+    "description: 'relay\u0378'",  # unassigned
+    "description: 'relay\u061c'",  # Arabic letter mark (Cf)
+    "postfix:\n  main_cf: {smtpd_banner: \"$myhostname ESMTP\u200b\"}",
+    "restrictions:\n  maps:\n    m:\n      entries: {\"a\u202eb\": REJECT}",
+])
+def test_invisible_characters_are_refused_everywhere(tmp_path: Path, field: str) -> None:
+    refused(tmp_path, BASE + field + "\n", "control-character")
+
+
+def test_visible_unicode_is_accepted(tmp_path: Path) -> None:
+    load(tmp_path, BASE + "description: 'Relais authentifié pour les itinérants'\n")
 
 
 # --- 5. Postfix $expansion in values relaykit writes to main.cf --------------------------
@@ -414,20 +437,24 @@ def test_relayhost_port_is_a_port(tmp_path: Path, port: str) -> None:
 
 # --- 5b. Addresses Postfix cannot parse: the relay never starts ---------------------------
 
-@pytest.mark.parametrize("address", ["999.0.0.1", ":", "1:2:3:4:5:6:7:8:9", "::::"])
-@pytest.mark.xfail(strict=True, reason="attack: listeners[].address is matched by shape, "
-                   "not parsed: 999.0.0.1 or ':' validate, master.cf gets `999.0.0.1:"
-                   "submission inet ...`, Postfix cannot bind: the relay is down")
+@pytest.mark.parametrize("address", ["999.0.0.1", ":", "1:2:3:4:5:6:7:8:9", "::::",
+                                     "mail.example.org", "1.2.3", "::1%eth0"])
+# Fixed on wt/harden: parsed with ipaddress, host names refused.
 def test_listener_address_is_an_address(tmp_path: Path, address: str) -> None:
     refused(tmp_path, _listener(f"address: '{address}'"))
 
 
-@pytest.mark.parametrize("address", ["999.1.1.1", ":", "::::"])
-@pytest.mark.xfail(strict=True, reason="attack: postfix.inet_interfaces '999.1.1.1' "
-                   "validates; the built image exits 75 at start (newaliases: fatal: config "
-                   "variable inet_interfaces: host not found: 999.1.1.1)")
+@pytest.mark.parametrize("address", ["999.1.1.1", ":", "::::", "mail.example.org",
+                                     "loopback", "all "])
+# Fixed on wt/harden: parsed with ipaddress, host names refused.
 def test_inet_interfaces_are_addresses(tmp_path: Path, address: str) -> None:
     refused(tmp_path, BASE + f"postfix:\n  inet_interfaces: ['{address}']\n")
+
+
+@pytest.mark.parametrize("address", ["192.0.2.1", "2001:db8::1", "::1", "::ffff:192.0.2.1"])
+def test_ip_addresses_validate(tmp_path: Path, address: str) -> None:
+    load(tmp_path, _listener(f"address: '{address}'"))
+    load(tmp_path, BASE + f"postfix:\n  inet_interfaces: ['{address}']\n")
 
 
 # --- 6. mynetworks: IPv4 embedded in IPv6 other than IPv4-mapped --------------------------
@@ -462,9 +489,7 @@ def test_rfc6052_fixture_is_refused(tmp_path: Path) -> None:
 # --- 7. Package and image metadata --------------------------------------------------------
 
 @pytest.mark.parametrize("char", ["\\u202e", "\\u2066", "\\u200b", "\\ufeff"])
-@pytest.mark.xfail(strict=True, reason="attack: bidi overrides / invisible characters in "
-                   "description reach the .deb Description and the OCI description "
-                   "annotation (misleading `apt show` / `docker inspect`)")
+# Fixed on wt/harden.
 def test_description_has_no_invisible_or_bidi_characters(tmp_path: Path, char: str) -> None:
     refused(tmp_path, BASE + f'description: "relay {char}yalp"\n')
 
@@ -619,9 +644,10 @@ REFUSED: dict[str, tuple[str, str | None]] = {
     "description-nel": (BASE + 'description: "x\\Ny"\n', "control-character"),
     "description-newline": (BASE + 'description: "a\\nDepends: evil"\n', None),
     "description-nul-escape": (BASE + 'description: "x\\0y"\n', None),
-    "maintainer-newline": (BASE + "outputs:\n  deb: {package: rk-atk-p, version: 1.0-1, "
+    "maintainer-newline": (BASE + "outputs:\n  deb: {package: relaykit-atk-p, version: 1.0-1, "
                            'maintainer: "a\\nPre-Depends: evil <a@b.example>"}\n', None),
-    "maintainer-line-separator": (BASE + "outputs:\n  deb: {package: rk-atk-p, version: 1.0-1, "
+    "maintainer-line-separator": (BASE + "outputs:\n  deb: {package: relaykit-atk-p, "
+                                  "version: 1.0-1, "
                                   'maintainer: "a\\u2028Depends: e <a@b.example>"}\n', None),
     "oci-tag-newline": (BASE + "outputs:\n  oci: {name: a/b, tags: ['x\\ny']}\n", None),
     "map-key-nbsp": (BASE + "restrictions:\n  relay: [permit_sasl_authenticated, "
