@@ -82,7 +82,12 @@ ANSWERS = ["OK", "REJECT", "DISCARD", "HOLD", "DUNNO", "550 no", "450 later", "R
            "permit_sasl_authenticated", "reject_unauth_destination", "FILTER smtp:x"]
 NETWORKS = ["127.0.0.0/8", "[::1]/128", "192.0.2.0/24", "10.0.0.0/8", "10.0.0.0/9",
             "11.0.0.0/9", "0.0.0.0/0", "[::]/0", "[::ffff:0.0.0.0]/96", "[2001:db8::]/32",
-            "[2001:db9::]/33", "198.51.100.1/24", "203.0.113.0/25", "8.0.0.0/7"]
+            "[2001:db9::]/33", "198.51.100.1/24", "203.0.113.0/25", "8.0.0.0/7",
+            # IPv6 prefixes that stand for IPv4 clients (NAT64, SIIT, compatible, 6to4,
+            # Teredo, NAT64 local-use), narrow and wide
+            "[64:ff9b::]/96", "[64:ff9b::a00:0]/105", "[::ffff:0:0:0]/96", "[::]/96",
+            "[2002::]/16", "[2002:a00::]/24", "[2001::]/32", "[2001::1]/128",
+            "[64:ff9b:1::]/48", "[64:ff9b::c000:200]/120"]
 GOOD_MAIN_CF: list[tuple[str, Any]] = [
     *((k, v) for k, g in sorted(parameters.ALLOWED.items())
       for v in ([g.hi] if isinstance(g, parameters.Integer) else ["30s"]
@@ -287,16 +292,35 @@ def attacker_verdict(items: list[str], root: Path) -> str:
     return "none"
 
 
+# The oracle's own table (not the policy's): IPv6 prefixes whose addresses carry an IPv4
+# client, with the bit where the IPv4 address starts; None: any IPv4 host may appear.
+EMBEDDED_IPV4 = {"::ffff:0:0/96": 96, "::ffff:0:0:0/96": 96, "::/96": 96,
+                 "64:ff9b::/96": 96, "2002::/16": 16, "2001::/32": None,
+                 "64:ff9b:1::/48": None}
+
+
+def _ipv4_behind(net: ipaddress.IPv6Network) -> list[ipaddress.IPv4Network]:
+    out: list[ipaddress.IPv4Network] = []
+    for text, start in EMBEDDED_IPV4.items():
+        prefix = ipaddress.IPv6Network(text)
+        if not net.overlaps(prefix) or (text == "::/96" and net.prefixlen >= 127):
+            continue
+        if start is None or net.prefixlen <= prefix.prefixlen:
+            out.append(ipaddress.IPv4Network("0.0.0.0/0"))
+        else:
+            bits = int(net.network_address) >> (96 - start) & 0xFFFFFFFF
+            out.append(ipaddress.IPv4Network((bits, min(32, net.prefixlen - start)),
+                                             strict=False))
+    return out
+
+
 def trusted_addresses(mynetworks: str) -> dict[int, int]:
     nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     for entry in words(mynetworks):
         net: ipaddress.IPv4Network | ipaddress.IPv6Network = \
             ipaddress.ip_network(entry.replace("[", "").replace("]", ""))
-        if net.version == 6 and net.overlaps(ipaddress.ip_network("::ffff:0:0/96")):
-            net = ipaddress.ip_network("0.0.0.0/0") if net.prefixlen <= 96 else \
-                ipaddress.ip_network(f"{net.network_address.ipv4_mapped}/{net.prefixlen - 96}")
-        if not net.is_loopback:
-            nets.append(net)
+        behind = _ipv4_behind(net) if isinstance(net, ipaddress.IPv6Network) else []
+        nets.extend(n for n in (net, *behind) if not n.is_loopback)
     totals: dict[int, int] = {}
     for version in (4, 6):
         mine = [n for n in nets if n.version == version]

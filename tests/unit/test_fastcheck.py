@@ -82,3 +82,13 @@ def test_unknown_keyword_means_unsure() -> None:
 def test_yaml_dates_are_not_strings(tmp_path: Path) -> None:
     doc = loads("version: 2026-11-27\n", "p.yaml").data
     assert fastcheck.is_valid({"properties": {"version": {"type": "string"}}}, doc) is False
+
+
+@pytest.mark.parametrize("count", [64, 65])
+def test_agrees_on_max_items(count: int, tmp_path: Path) -> None:
+    """maxItems (listeners: at most 64) is a keyword fastcheck knows, both ways."""
+    doc = resolved(BASE, tmp_path)
+    listener = doc["listeners"][0]
+    doc["listeners"] = [{**listener, "name": f"l{i}", "port": 2000 + i} for i in range(count)]
+    agree(doc)
+    assert fastcheck.is_valid(load_schema(), doc) is (count <= 64)

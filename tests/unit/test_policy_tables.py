@@ -315,6 +315,7 @@ TRIGGERS: dict[str, str] = {
     "sasl-order": "restrictions:\n  relay: [reject_unauth_destination,"
                   " permit_sasl_authenticated]\n",
     "bad-network": "postfix:\n  mynetworks: [10.0.0.0/33]\n",
+    "bad-address": "postfix:\n  inet_interfaces: [999.1.1.1]\n",
     "wide-mynetworks": "postfix:\n  mynetworks: [8.8.0.0/16]\n",
     "submission-no-auth": "listeners:\n  - {name: submission, port: 587,"
                           " tls: starttls-required, auth: false}\n",

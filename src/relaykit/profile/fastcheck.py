@@ -161,5 +161,5 @@ KEYWORDS: dict[str, Any] = {
     "pattern": _pattern, "propertyNames": _property_names,
     "minimum": _bound(lambda v, a: v >= a), "maximum": _bound(lambda v, a: v <= a),
     "minLength": _length(lambda n, a: n >= a, str), "maxLength": _length(lambda n, a: n <= a, str),
-    "minItems": _length(lambda n, a: n >= a, list),
+    "minItems": _length(lambda n, a: n >= a, list), "maxItems": _length(lambda n, a: n <= a, list),
 }

@@ -100,8 +100,11 @@ def check(located: Located) -> list[Diagnostic]:
     # Policy judges only schema-valid documents, so a check never meets data it cannot
     # read, and one that fails is a bug that crashes loudly instead of passing.
     if not found:
-        found = [_pin(located, f) for f in policy.run(located.data)]
-    return sorted(found, key=lambda d: (d.level is Level.WARNING, d.file, d.line, d.path))
+        # Errors first: a flood of warnings must not push the refusal out of the cap.
+        findings = sorted(policy.run(located.data), key=lambda f: f.level is Level.WARNING)
+        found = _capped(located, [_pin(located, f) for f in findings[:MAX_DIAGNOSTICS + 1]])
+    return sorted(found, key=lambda d: (d.code == "too-many-errors", d.level is Level.WARNING,
+                                        d.file, d.line, d.path))
 
 
 # --- extends: --------------------------------------------------------------------------
@@ -225,8 +228,23 @@ def schema_diagnostics(located: Located) -> list[Diagnostic]:
     validator = _validator()
     found: list[Diagnostic] = []
     for error in validator.iter_errors(located.data):
+        if len(found) > MAX_DIAGNOSTICS:
+            break  # the generator stops: the errors not reported are never even built
         found.extend(_explain(located, error))
-    return found
+    return _capped(located, found)
+
+
+# A profile with 249,000 empty listeners gave a million schema errors (> 20 s, 377 MB):
+# the first ones say what is wrong, the rest would bury them.
+MAX_DIAGNOSTICS = 200
+
+
+def _capped(located: Located, found: list[Diagnostic]) -> list[Diagnostic]:
+    if len(found) <= MAX_DIAGNOSTICS:
+        return found
+    return [*found[:MAX_DIAGNOSTICS],
+            _at(located, (), f"too many errors: stopped after the first {MAX_DIAGNOSTICS}",
+                "fix these and validate again", "too-many-errors")]
 
 
 def _validator() -> Any:
@@ -280,7 +298,15 @@ def _message(error: jsonschema.ValidationError, sch: dict[str, Any]) -> tuple[st
                 "use one of: " + ", ".join(json.dumps(x) for x in sch["enum"]))
     if v == "pattern":
         return f"{_short(inst)} is not a valid value here", desc
-    if v in ("minimum", "maximum", "minItems", "minLength", "maxLength", "uniqueItems"):
+    size = len(inst) if isinstance(inst, str | list) else 0
+    if v in ("maxLength", "minLength"):
+        return (f"{_short(inst)} has {size} characters, "
+                f"{'at most' if v == 'maxLength' else 'at least'} {error.validator_value} "
+                "allowed here"), desc
+    if v in ("maxItems", "minItems"):
+        return (f"{size} items, {'at most' if v == 'maxItems' else 'at least'} "
+                f"{error.validator_value} allowed here"), desc
+    if v in ("minimum", "maximum", "uniqueItems"):
         return str(error.message), desc
     return str(error.message), desc
 

@@ -32,6 +32,9 @@ MAX_BYTES = 1_000_000
 MAX_DEPTH = 32
 MAX_NODES = 250_000  # a 100,000-entry map is 200,001 nodes; 1 MB of `1,` would be 500,000
 MAX_ALIAS_NODES = 10_000  # nodes an alias may copy, all aliases together
+# Characters aliases may copy, all together: counting nodes alone let 9,000 aliases of
+# one 850 kB string through (7.6 GB of text for the checks to read).
+MAX_ALIAS_CHARS = 1_000_000
 MAX_KEY_LENGTH = 1_000
 
 _PARSER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -170,9 +173,11 @@ class _Builder:
         self.locs: dict[PathKey, Loc] = {}
         self.loc_cache: dict[int, Loc] = {}
         self.stack: list[_Open] = []
-        self.anchors: dict[str, tuple[Any, int]] = {}  # anchor -> (value, node count)
+        # anchor -> (value, node count, characters)
+        self.anchors: dict[str, tuple[Any, int, int]] = {}
         self.nodes = 0
         self.alias_nodes = 0
+        self.alias_chars = 0
         self.documents = 0
         self.result: Any = None
         self.implicit: dict[str, list[tuple[str, Any]]] = \
@@ -251,11 +256,15 @@ class _Builder:
             raise self.fail(event, f"alias *{name} names no anchor defined before it")
         if self.stack and isinstance(self.stack[-1].value, dict) and self.stack[-1].key is None:
             raise self.fail(event, "mapping keys must be plain strings")
-        value, nodes = self.anchors[name]
+        value, nodes, chars = self.anchors[name]
         self.alias_nodes += nodes
+        self.alias_chars += chars
         if self.alias_nodes > MAX_ALIAS_NODES:
             raise self.fail(event, f"aliases expand to more than {MAX_ALIAS_NODES} nodes "
                             "(alias bomb?): write the values out")
+        if self.alias_chars > MAX_ALIAS_CHARS:
+            raise self.fail(event, f"aliases expand to more than {MAX_ALIAS_CHARS} "
+                            "characters (alias bomb?): write the values out")
         self.count(event, nodes)
         # A copy: later steps (defaults) fill values in place, per path.
         self.place(copy.deepcopy(value), event.start_mark.line + 1)
@@ -308,7 +317,7 @@ class _Builder:
 
     def remember(self, anchor: str | None, value: Any, nodes: int) -> None:
         if anchor is not None:
-            self.anchors[anchor] = (value, nodes)
+            self.anchors[anchor] = (value, nodes, _chars(value))
 
     def child_path(self, event: Any) -> PathKey:
         if not self.stack:
@@ -341,3 +350,18 @@ class _Builder:
         else:
             self.locs[(*top.path, len(top.value))] = self.loc(line)
             top.value.append(value)
+
+
+def _chars(root: Any) -> int:
+    """Characters in a value's keys and scalars (iterative: no recursion limit)."""
+    total, stack = 0, [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            total += sum(len(str(k)) for k in node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        else:
+            total += len(str(node))
+    return total
