@@ -194,7 +194,7 @@ def test_healthcheck_endpoints(tmp_path: Path) -> None:
     ("inet_interfaces: [loopback-only]\n  inet_protocols: ipv6", "[::1]:587"),
     ("inet_interfaces: [192.0.2.7, all]", "127.0.0.1:587"),
     ("inet_interfaces: [192.0.2.7]", "192.0.2.7:587"),
-    ("inet_interfaces: [localhost, 192.0.2.7]", "192.0.2.7:587"),
+    ("inet_interfaces: [192.0.2.7, 127.0.0.1]", "192.0.2.7:587"),
 ])
 def test_endpoint_follows_inet_interfaces(tmp_path: Path, postfix_yaml: str,
                                           endpoint: str) -> None:
