@@ -24,7 +24,7 @@ from invoke.parser.argument import Argument
 from invoke.program import Program
 from invoke.tasks import task
 
-from relaykit import __version__, commands, ui
+from relaykit import __version__, commands, debian, ui
 from relaykit.errors import ProfileError, RelaykitError
 from relaykit.paths import project_root
 
@@ -212,13 +212,13 @@ def lock_deps(c: Context, upgrade: bool = False) -> None:
     print(f"wrote {root / LOCK_FILE}")
 
 
-@task(help={"suite": "Debian suite (default: trixie)",
+@task(help={"suite": f"Debian suite (default: {debian.DEFAULT_SUITE})",
             "architecture": "dpkg architecture (default: the build host's)",
             "add": "comma-separated extra packages to resolve too (profiles' extra_packages)",
             "mirror": "Debian mirror URL (default: mmdebstrap's; RELAYKIT_MIRROR)",
             "cache_dir": "where the .debs are kept (default: $XDG_CACHE_HOME/relaykit)"})
-def lock(c: Context, suite: str = "trixie", architecture: str | None = None, add: str = "",
-         mirror: str | None = None, cache_dir: str | None = None) -> None:
+def lock(c: Context, suite: str = debian.DEFAULT_SUITE, architecture: str | None = None,
+         add: str = "", mirror: str | None = None, cache_dir: str | None = None) -> None:
     """Pin the image base's packages in a lock file.
 
     Resolves the base on the mirror now and keeps its .debs, so pinned rebuilds need no

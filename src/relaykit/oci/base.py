@@ -73,7 +73,7 @@ _FILTER_RE = re.compile(r"^path-(exclude|include)=/\S+$")
 
 @dataclass(frozen=True)
 class BaseSpec:
-    suite: str  # "trixie" | "bookworm"
+    suite: str  # a name in relaykit.debian.SUITES
     architecture: str  # dpkg architecture, e.g. "amd64"
     packages: tuple[str, ...]
     mirror: str | None  # None = mmdebstrap's default mirror
