@@ -268,7 +268,7 @@ def golden(c: Context) -> None:
             "json": "write figures as JSON here", "md": "write figures as Markdown here",
             "quiet": "no line per mutant"})
 def mutation(c: Context, sample: int = 0, seed: int = 14, workers: int = 1,
-             fail_under: float = 90.0, file: str = "", json: str = "", md: str = "",
+             fail_under: int = 90, file: str = "", json: str = "", md: str = "",
              quiet: bool = False) -> None:
     """Mutation score of the relay-safety code (in a clone)."""
     root = _run(project_root)
