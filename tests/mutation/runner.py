@@ -52,7 +52,10 @@ GATED = ("src/relaykit/profile/policy.py", "src/relaykit/profile/restrictions.py
 REPORTED = ("src/relaykit/profile/fastcheck.py",)
 TEST_DIR = "tests/unit"
 # Tests that judge the checkout, not behaviour: ruff and mypy would read the original.
-NOT_RUN = ("tests/unit/test_lint.py",)
+# The attack corpus's resource-bomb tests run capped `invoke` subprocesses for up to 10 s
+# each; in the runner's forked sessions one was seen to hang the baseline run, so the
+# gate measures the unit tests without it (the corpus runs in the suite itself).
+NOT_RUN = ("tests/unit/test_lint.py", "tests/unit/test_attack_corpus.py")
 PRELOAD = ("pytest", "_pytest.pytester", "yaml", "jsonschema", "invoke", "docker",
            "hypothesis", "ipaddress", "json", "hashlib", "tarfile", "gzip", "email",
            "smtplib", "ssl", "socket", "difflib")
