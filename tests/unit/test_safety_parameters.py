@@ -15,24 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from relaykit.errors import Diagnostic, Level, ProfileError
+from relaykit.errors import Diagnostic, Level
 from relaykit.paths import schema_file
 from relaykit.profile import parameters
 from relaykit.profile.load import load_profile
 from relaykit.render.postfix import render
+
+from ..conftest import profile_diagnostics as diagnostics
 
 ROAMING = "extends: roaming\nname: t\n"
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
 
-def diagnostics(tmp_path: Path, text: str) -> list[Diagnostic]:
-    path = tmp_path / "p.yaml"
-    path.write_text(text)
-    try:
-        return list(load_profile(str(path)).warnings)
-    except ProfileError as exc:
-        return list(exc.diagnostics)
 
 
 def main_cf(tmp_path: Path, key: str, value: object) -> list[Diagnostic]:

@@ -12,21 +12,15 @@ from typing import Any
 
 import pytest
 
-from relaykit.errors import Diagnostic, Level, ProfileError
+from relaykit.errors import Diagnostic, Level
 from relaykit.profile.load import load_profile
+
+from ..conftest import profile_diagnostics as diagnostics
 
 ROAMING = "extends: roaming\nname: t\n"
 SATELLITE = "extends: satellite\nname: t\n"
 
 
-def diagnostics(tmp_path: Path, text: str) -> list[Diagnostic]:
-    """Every error and warning of a profile (an empty list: valid and silent)."""
-    path = tmp_path / "p.yaml"
-    path.write_text(text)
-    try:
-        return list(load_profile(str(path)).warnings)
-    except ProfileError as exc:
-        return list(exc.diagnostics)
 
 
 def codes_at(found: list[Diagnostic], level: Level) -> set[tuple[str, str]]:

@@ -12,22 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from relaykit.errors import Diagnostic, Level, ProfileError
+from relaykit.errors import Level
 from relaykit.profile import restrictions
 from relaykit.profile.load import load_profile
 from relaykit.profile.restrictions import RestrictionError, Verdict, parse, parse_answer
 from relaykit.render.postfix import render
 
+from ..conftest import profile_diagnostics as diagnostics
+
 ROAMING = "extends: roaming\nname: t\n"
 
 
-def diagnostics(tmp_path: Path, text: str) -> list[Diagnostic]:
-    path = tmp_path / "p.yaml"
-    path.write_text(text)
-    try:
-        return list(load_profile(str(path)).warnings)
-    except ProfileError as exc:
-        return list(exc.diagnostics)
 
 
 def refused(item: str, code: str = "restriction-argument") -> RestrictionError:
