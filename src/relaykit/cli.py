@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 import sys
 import traceback
 from collections.abc import Callable
@@ -266,15 +267,22 @@ def golden(c: Context) -> None:
             "fail_under": "gate: minimum % of gated mutants killed",
             "file": "only this module, e.g. src/relaykit/render/postfix.py",
             "json": "write figures as JSON here", "md": "write figures as Markdown here",
-            "quiet": "no line per mutant"})
+            "quiet": "no line per mutant",
+            "reuse_kills": "count mutants this earlier --json run killed, in files unchanged "
+                           "since, as killed (repeatable)",
+            "only": "only this mutant id (repeatable)"},
+      iterable=["reuse_kills", "only"])
 def mutation(c: Context, sample: int = 0, seed: int = 14, workers: int = 1,
              fail_under: int = 90, file: str = "", json: str = "", md: str = "",
-             quiet: bool = False) -> None:
+             quiet: bool = False, reuse_kills: list[str] | None = None,
+             only: list[str] | None = None) -> None:
     """Mutation score of the relay-safety code (in a clone)."""
     root = _run(project_root)
     args = [f"--seed={seed}", f"--workers={workers}", f"--fail-under={fail_under}"]
     args += [f"--sample={sample}"] if sample else []
     args += [f"--file={file}"] if file else []
+    args += [f"--reuse-kills={shlex.quote(f)}" for f in reuse_kills or ()]
+    args += [f"--only={shlex.quote(m)}" for m in only or ()]
     args += [f"--json={json}"] if json else []
     args += [f"--md={md}"] if md else []
     args += ["--quiet"] if quiet else []

@@ -110,6 +110,11 @@ class _Watch:
             self.failed = True
 
 
+def os_threads() -> int:
+    """Threads of this process as the kernel counts them (foreign runtimes included)."""
+    return len(os.listdir("/proc/self/task"))
+
+
 def _run_fork(session: Any, job: Job, items: list[Any]) -> None:
     """In the fork: swap, run the items, exit.  Never returns."""
     code = FALLBACK
@@ -163,7 +168,14 @@ class Server:
 
     def pytest_runtestloop(self, session: Any) -> bool:
         by_id = {item.nodeid: item for item in session.items}
+        threads = os_threads()
         with self.results.open("a", encoding="utf-8") as out:
+            if threads > 1:
+                # fork() copies only the calling thread: a lock another thread holds
+                # (a Go or Java runtime's, a pool's) never comes free in the child.
+                out.write(json.dumps({"id": CONTROL, "outcome": "threaded",
+                                      "seconds": 0.0, "threads": threads}) + "\n")
+                return True
             for job in self.jobs:
                 if os.getppid() != self.parent:
                     break  # the runner is gone (killed): stop, leave nothing behind

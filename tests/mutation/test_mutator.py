@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import pytest
@@ -223,3 +224,27 @@ def test_cached_functions_are_treated_as_import_time(tmp_path: Path) -> None:
              "    return {'enum': [1, 2]}\n")
     inner = [m for m in ms if m.function == "schema" and m.operator is Operator.STRING]
     assert inner and all(m.import_time for m in inner)
+
+
+def test_a_threaded_session_does_not_fork(tmp_path: Path) -> None:
+    """fork() of a process with other threads can deadlock the child (helm_python's Go
+    runtime did): the session reports it instead of forking."""
+    import threading
+    from types import SimpleNamespace
+
+    from tests.mutation import session
+
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        results = tmp_path / "s.jsonl"
+        job = session.Job(session.CONTROL, "", "", "", ("t",), 5.0)
+        server = session.Server([job], results)
+        assert server.pytest_runtestloop(SimpleNamespace(items=[])) is True
+    finally:
+        stop.set()
+        thread.join()
+    row = json.loads(results.read_text())
+    assert row["outcome"] == "threaded" and row["threads"] >= 2
+    assert session.os_threads() == 1

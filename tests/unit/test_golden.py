@@ -26,7 +26,7 @@ def test_rendered_files_match_golden(name: str) -> None:
 
 def test_golden_dirs_are_exactly_the_shipped_profiles() -> None:
     kept = sorted(p.name for p in GOLDEN_DIR.iterdir()
-                  if p.is_dir() and p.name != "__pycache__")
+                  if p.is_dir() and p.name not in ("__pycache__", snapshot.POLICY))
     assert kept == sorted(shipped_names()), f"stale or missing golden dirs: run `{REGENERATE}`"
 
 
@@ -63,4 +63,29 @@ def test_write_regenerates_and_drops_removed_profiles(tmp_path: Path) -> None:
     names = snapshot.write(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
     for name in names:
-        assert snapshot.stored(name, tmp_path) == snapshot.snapshot(name)
+        expected = (snapshot.policy_answers() if name == snapshot.POLICY
+                    else snapshot.snapshot(name))
+        assert snapshot.stored(name, tmp_path) == expected
+
+
+def test_policy_answers_match_golden() -> None:
+    """Every name of the policy's tables (main.cf parameters, restrictions) with what
+    validation answers for it, tried for real: the golden file lists the names, so a
+    dropped or added table entry, or a changed verdict or wording, is a diff."""
+    expected = snapshot.stored(snapshot.POLICY)
+    assert set(expected) == {"main_cf.txt", "restrictions.txt"}, \
+        f"golden policy answers missing: run `{REGENERATE}`"
+    difference = snapshot.diff(expected, snapshot.policy_answers())
+    assert not difference, ("the policy's answers changed; if intended, run "
+                            f"`{REGENERATE}` and commit tests/golden/\n{difference}")
+
+
+def test_policy_answers_cover_the_tables_and_the_unknown() -> None:
+    text = snapshot.stored(snapshot.POLICY)["restrictions.txt"].decode()
+    blocks = {line.split(" (map answers")[0].split()[0] for line in text.splitlines()
+              if not line.startswith(" ")}
+    assert {"check_sasl_access", "reject_unauth_destination", "permit",
+            *snapshot.UNKNOWN_RESTRICTIONS} <= blocks
+    main_cf = snapshot.stored(snapshot.POLICY)["main_cf.txt"].decode()
+    for unknown in snapshot.UNKNOWN_PARAMETERS:
+        assert f"{unknown}\n  .postfix.main_cf.{unknown}: " in main_cf

@@ -76,9 +76,10 @@ def test_every_parameter_relaykit_writes_is_refused(tmp_path: Path, key: str) ->
         return  # the schema refuses the name itself (smtp_tls_CAfile)
     managed = [d for d in hits if d.code == "managed-parameter"]
     assert managed, [d.format() for d in hits]
-    field = managed[0].hint.removeprefix("set ").removesuffix(" instead")
-    if field.startswith("(fixed by relaykit)"):
+    if managed[0].hint.startswith("remove it: relaykit always sets it"):
+        assert parameters.MANAGED[key].startswith(parameters.FIXED)
         return
+    field = managed[0].hint.removeprefix("set ").removesuffix(" instead")
     alternatives = [alt.split()[0] for alt in field.split(" or ")]
     assert alternatives and all(schema_has(f) for f in alternatives), \
         f"{key}: the hint names {field!r}, not a profile field"
@@ -282,3 +283,18 @@ def test_a_yes_no_is_not_a_value_for_text_or_numbers(key: str) -> None:
     for value in (True, False):
         with pytest.raises(ValueError):
             parameters.ALLOWED[key].parse(value)
+
+
+# Each unit of a Postfix time value, in seconds (postconf(5), "Time units").
+UNIT_SECONDS = [("s", 1), ("m", 60), ("h", 3600), ("d", 86400), ("w", 604800)]
+
+
+@pytest.mark.parametrize(("unit", "seconds"), UNIT_SECONDS)
+def test_every_time_unit_counts_its_seconds_against_the_bounds(unit: str,
+                                                               seconds: int) -> None:
+    """A bound is checked in seconds, whatever the unit: "1h" is exactly 3600 s."""
+    assert parameters.Duration(seconds, seconds).parse(f"1{unit}") == f"1{unit}"
+    with pytest.raises(ValueError, match="is not a time"):
+        parameters.Duration(0, seconds - 1).parse(f"1{unit}")
+    with pytest.raises(ValueError, match="is not a time"):
+        parameters.Duration(seconds + 1, 10 * seconds).parse(f"1{unit}")

@@ -628,8 +628,10 @@ def main_cf_allowlist(ctx: Ctx) -> Iterator[Finding]:
                 yield error(path, f"{key}: {exc}", f"write {grammar.describe()}",
                             "parameter-value")
         elif key in parameters.MANAGED:
-            yield error(path, f"{key} is managed by relaykit", "set "
-                        f"{parameters.MANAGED[key]} instead", "managed-parameter")
+            field = parameters.MANAGED[key]
+            hint = (f"remove it: relaykit always sets it{field.removeprefix(parameters.FIXED)}"
+                    if field.startswith(parameters.FIXED) else f"set {field} instead")
+            yield error(path, f"{key} is managed by relaykit", hint, "managed-parameter")
         elif key in parameters.OBSOLETE:
             replacement, removed = parameters.OBSOLETE[key]
             what = ("is obsolete: Postfix ignores it (\"unknown parameter\")" if removed
