@@ -251,7 +251,8 @@ class _Select:
             config.hook.pytest_deselected(items=drop)
 
 
-def _child(m: Mutant, source: str, sel: Selection, template: Path, work: Path) -> None:
+def _child(m: Mutant, source: str, sel: Selection, template: Path, work: Path,
+           select: bool = True) -> None:
     """Runs in the forked child; never returns."""
     code = 4
     try:
@@ -273,7 +274,7 @@ def _child(m: Mutant, source: str, sel: Selection, template: Path, work: Path) -
 
         code = int(pytest.main([*sel.files, "-x", "-q", "-p", "no:cacheprovider",
                                 "--basetemp", str(work / "tmp"), "--no-header"],
-                               plugins=[_Select(sel.nodeids)]))
+                               plugins=[_Select(sel.nodeids)] if select else []))
     except BaseException:  # anything here is the runner's own failure, not a kill
         code = 4
     finally:
