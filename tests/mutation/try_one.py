@@ -14,15 +14,17 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from tests.mutation import runner
+from tests.mutation.mutator import Mutant
 
 
-def try_mutant(m: runner.Mutant, pytest_args: list[str], root: Path, template: Path,
-               trees: dict[str, object]) -> runner.Outcome:
+def try_mutant(m: Mutant, pytest_args: list[str], root: Path, template: Path,
+               trees: dict[str, Any]) -> runner.Outcome:
     work = root / m.id.replace("/", "_").replace(":", "_")
     work.mkdir()
-    source = runner._source(m, trees)  # type: ignore[arg-type]
+    source = runner._source(m, trees)
     pid = os.fork()
     if pid == 0:
         sel = runner.Selection(tuple(pytest_args), (), 0.0)
@@ -46,7 +48,7 @@ def main(argv: list[str]) -> int:
               f"`python -m tests.mutation.runner --list --file FILE`)", file=sys.stderr)
         return 2
     runner._preload()
-    trees: dict[str, object] = {}
+    trees: dict[str, Any] = {}
     left = 0
     with tempfile.TemporaryDirectory(prefix="rk-try-") as tmp:
         template = runner._make_template(Path(tmp))
