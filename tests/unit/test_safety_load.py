@@ -8,6 +8,7 @@ survived the other unit tests (`invoke mutation`).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -246,3 +247,132 @@ def test_absolute_path_below_the_working_directory_is_shown_relative(
     with pytest.raises(ProfileError) as info:
         load_profile(str(tmp_path / "p.yaml"))
     assert {d.file for d in info.value.diagnostics} == {"p.yaml"}
+
+
+# --- Session 7: limits as numbers, messages of every size validator, generic wording.
+
+def test_an_extends_chain_of_8_and_not_9(tmp_path: Path) -> None:
+    (tmp_path / "p0.yaml").write_text("extends: roaming\nname: p0\n")
+    for i in range(1, 10):
+        (tmp_path / f"p{i}.yaml").write_text(f"name: p{i}\nextends: ./p{i - 1}.yaml\n")
+    assert load_profile(str(tmp_path / "p7.yaml")).profile.name == "p7"  # 8 extends:
+    with pytest.raises(ProfileError) as info:
+        load_profile(str(tmp_path / "p8.yaml"))
+    [d] = info.value.diagnostics
+    # Reported at the extends: line of the file that went one too deep.
+    assert (d.file.endswith("p0.yaml"), d.line, d.path, d.code) == (True, 1, ".extends",
+                                                                    "extends")
+    assert d.message == "extends chain deeper than 8 profiles"
+    assert d.hint == "flatten the chain: a profile and its overrides suffice"
+
+
+@pytest.mark.parametrize(("unknown", "shown"), [(200, 200), (201, 200)])
+def test_200_diagnostics_then_one_line_for_the_rest(tmp_path: Path, unknown: int,
+                                                    shown: int) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("extends: roaming\nname: t\n"
+                    + "".join(f"zz{i}: 1\n" for i in range(unknown)))
+    with pytest.raises(ProfileError) as info:
+        load_profile(str(path))
+    found = info.value.diagnostics
+    assert [d.code for d in found[:shown]] == ["unknown-field"] * shown
+    assert [d.line for d in found[:shown]] == list(range(3, 3 + shown))
+    if unknown == shown:
+        assert len(found) == shown
+        return
+    assert len(found) == shown + 1
+    last = found[-1]
+    assert (last.code, last.message, last.hint) == (
+        "too-many-errors", "too many errors: stopped after the first 200",
+        "fix these and validate again")
+
+
+@pytest.mark.parametrize(("text", "code", "path", "message"), [
+    ("description: '" + "x" * 80 + "'\n", "maxLength", ".description",
+     "... has 80 characters, at most 79 allowed here"),
+    ("restrictions:\n  client: ['']\n", "minLength", ".restrictions.client[0]",
+     "'' has 0 characters, at least 1 allowed here"),
+    ("listeners: []\n", "minItems", ".listeners", "0 items, at least 1 allowed here"),
+    ("outputs:\n  oci: {name: a/b, tags: [" + ", ".join(f"t{i}" for i in range(65)) + "]}\n",
+     "maxItems", ".outputs.oci.tags", "65 items, at most 64 allowed here"),
+])
+def test_size_errors_say_how_many_and_how_many_allowed(tmp_path: Path, text: str, code: str,
+                                                       path: str, message: str) -> None:
+    found = diags(tmp_path, text)
+    hits = [d for d in found if d[0] == code and d[1] == path]
+    assert hits, found
+    assert hits[0][2].endswith(message), hits[0]
+    assert hits[0][3], hits[0]  # the field's description says what the value is for
+
+
+def test_a_field_without_a_description_gets_no_hint_line(tmp_path: Path) -> None:
+    # inet_interfaces items have no description of their own: no hint, not a made-up one.
+    path = tmp_path / "p.yaml"
+    path.write_text("extends: roaming\nname: t\npostfix:\n  inet_interfaces: ['"
+                    + "1" * 46 + "']\n")
+    with pytest.raises(ProfileError) as info:
+        load_profile(str(path))
+    d = next(d for d in info.value.diagnostics if d.code == "maxLength")
+    assert (d.path, d.line, d.hint) == (".postfix.inet_interfaces[0]", 4, "")
+    assert "hint:" not in d.format()
+
+
+def explained(schema: dict[str, Any], instance: object) -> list[tuple[str, str, str, str]]:
+    """load's wording for the first error of a small schema: the profile schema does not
+    use every construct yet, the wording must hold when it does."""
+    import jsonschema
+
+    from relaykit.profile.yamlsrc import Loc, Located
+
+    error = next(jsonschema.Draft202012Validator(schema).iter_errors(instance))
+    located = Located(instance, {(): Loc("p.yaml", 1)}, "p.yaml")
+    return [(d.code, d.path, d.message, d.hint) for d in load._explain(located, error)]
+
+
+def test_an_unknown_field_where_no_field_is_allowed_says_remove_it() -> None:
+    assert explained({"type": "object", "additionalProperties": False}, {"x": 1}) == [
+        ("unknown-field", ".x", "unknown field 'x'", "remove it")]
+
+
+def test_a_missing_field_without_description_points_at_the_schema() -> None:
+    schema = {"type": "object", "required": ["x"], "properties": {"x": {"type": "string"}}}
+    assert explained(schema, {}) == [
+        ("required", ".", "missing required field 'x'",
+         "add `x:` (see schema/profile.schema.json)")]
+
+
+def test_other_validators_keep_jsonschema_s_message_and_the_description() -> None:
+    assert explained({"const": 1, "description": "Always one."}, 2) == [
+        ("const", ".", "1 was expected", "Always one.")]
+
+
+def test_defaults_of_additional_properties_skip_the_declared_ones() -> None:
+    schema = {"type": "object",
+              "properties": {"a": {"type": "object", "properties": {"x": {"default": 1}}}},
+              "additionalProperties": {"type": "object",
+                                       "properties": {"y": {"default": 2}}}}
+    data: dict[str, object] = {"a": {}, "b": {}}
+    load.apply_defaults(schema, data)
+    assert data == {"a": {"x": 1}, "b": {"y": 2}}
+
+
+def test_the_default_suite_is_relaykit_debian_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    from relaykit import debian
+
+    other = next(s for s in debian.SUITES if s != debian.DEFAULT_SUITE)
+    monkeypatch.setattr(debian, "DEFAULT_SUITE", other)
+    load.load_schema.cache_clear()
+    try:
+        base: dict[str, object] = {}
+        load.apply_defaults(load.load_schema(), {"base": base})
+        assert base["suite"] == other
+    finally:
+        load.load_schema.cache_clear()
+
+
+def test_the_public_names() -> None:
+    # What the rest of relaykit imports from here (commands.py, stack/build.py), and Loc.
+    names: dict[str, object] = {}
+    exec("from relaykit.profile.load import *", names)
+    assert set(names) - {"__builtins__"} == {"LoadedProfile", "Loc", "load_profile", "locate",
+                                             "shipped_profiles"}

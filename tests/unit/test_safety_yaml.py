@@ -8,8 +8,10 @@ Written to kill the mutants of profile/yamlsrc.py that survived the other unit t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from relaykit.profile import yamlsrc
 from relaykit.profile.yamlsrc import (
@@ -208,3 +210,179 @@ def test_aliased_values_are_copies() -> None:
 def test_format_path() -> None:
     assert yamlsrc.format_path(()) == "."
     assert yamlsrc.format_path(("listeners", 0, "port")) == ".listeners[0].port"
+
+
+# --- The documented limits, as numbers (README "YAML"), not as the module's constants:
+# a test that reads MAX_DEPTH moves with it when the limit is changed by mistake.
+
+def test_32_levels_of_nesting_and_not_33() -> None:
+    assert loads(nested(32), "p.yaml").data
+    err = refused("a: 1\nb: " + nested(32) + "\n")
+    assert err.message == "nested deeper than 32 levels: not a profile" and err.line == 2
+
+
+def test_one_megabyte_and_not_one_byte_more() -> None:
+    head = "a: 1\n#"
+    exact = head + "x" * (1_000_000 - len(head) - 1) + "\n"
+    assert loads(exact, "p.yaml").data == {"a": 1}
+    err = refused(exact + "#")
+    assert err.message == "text larger than 1000000 bytes: not a profile" and err.line == 1
+    # Multi-byte characters count as their UTF-8 bytes, not as characters.
+    assert refused(exact[:-3] + "é\n\n").message.startswith("text larger")
+
+
+def test_250000_nodes_and_not_one_more() -> None:
+    def doc(items: int) -> str:  # the root mapping, its key, the list: 3 nodes + items
+        return "a: 1\nb: [" + ", ".join("1" for _ in range(items)) + "]\n"
+
+    assert len(loads(doc(250_000 - 5), "p.yaml").data["b"]) == 249_995  # a: 1 is 2 nodes
+    err = refused(doc(250_000 - 4))
+    assert err.message == "more than 250000 YAML nodes: not a profile" and err.line == 2
+
+
+def test_aliases_copy_10000_nodes_and_not_one_more() -> None:
+    # Aliases of an anchored scalar: one node each.
+    def doc(count: int) -> str:
+        return "a: &x 1\nb: [" + ", ".join("*x" for _ in range(count)) + "]\n"
+
+    assert len(loads(doc(10_000), "p.yaml").data["b"]) == 10_000
+    err = refused(doc(10_001))
+    assert err.line == 2
+    assert err.message == ("aliases expand to more than 10000 nodes (alias bomb?): "
+                           "write the values out")
+
+
+def test_aliases_copy_1000000_characters_and_not_one_more() -> None:
+    text = "s: &s " + "x" * 100_000 + "\nt: &t y\nb: [" + ", ".join(["*s"] * 10) + "]\n"
+    assert len(loads(text, "p.yaml").data["b"]) == 10
+    err = refused(text.replace("*s]", "*s,\n  *t]"))
+    assert err.line == 4
+    assert err.message == ("aliases expand to more than 1000000 characters (alias bomb?): "
+                           "write the values out")
+
+
+def test_keys_of_1000_characters_and_not_1001() -> None:
+    assert loads(f"{'k' * 1000}: 1\n", "p.yaml").data
+    err = refused(f"a: 1\n{'k' * 1001}: 1\n")
+    assert err.message == "key longer than 1000 characters" and err.line == 2
+
+
+# --- FILE:LINE of a bad character: on the first line, after a leading newline, on the
+# last line without a final newline.
+
+@pytest.mark.parametrize(("text", "line"), [
+    ("\0a: 1\n", 1), ("\na: 1\0\n", 2), ("a: 1\nb: 2\nc: \0", 3),
+])
+def test_nul_is_named_at_its_line(text: str, line: int) -> None:
+    err = refused(text)
+    assert err.message == "NUL byte in the file" and err.line == line
+
+
+@pytest.mark.parametrize(("raw", "line", "message"), [
+    (b"\xe9: 1\n", 1, "not UTF-8 text (byte 0xe9 at offset 0)"),
+    (b"\na: caf\xe9\n", 2, "not UTF-8 text (byte 0xe9 at offset 7)"),
+    (b"a: 1\nb: 2\nc: \xff", 3, "not UTF-8 text (byte 0xff at offset 13)"),
+])
+def test_non_utf8_is_named_at_its_line(tmp_path: Path, raw: bytes, line: int,
+                                        message: str) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_bytes(raw)
+    with pytest.raises(YamlSyntaxError) as info:
+        yamlsrc.load(path, "p.yaml")
+    assert (info.value.file, info.value.line, info.value.message) == ("p.yaml", line, message)
+
+
+@pytest.mark.parametrize(("text", "line", "code"), [
+    ("\x07a: 1\n", 1, "0x0007"), ("\nb: \x07\n", 2, "0x0007"),
+    ("a: 1\nb: 2\nc: x\x1b", 3, "0x001b"),
+    # libyaml reports the byte offset: multi-byte characters before must not move the line
+    ("ééééééééé: 1\nb: \x07\nc: 1\nd: 1\n", 2, "0x0007"),
+    ("€€€€€€€€€€: 1\nb: x\x9b\nc: 1\nd: 1\ne: 1\n", 2, "0x009b"),
+    ("é: 1\n\nb: \ufffe\n", 3, "0xfffe"),
+])
+def test_control_characters_are_named_at_their_line(text: str, line: int, code: str) -> None:
+    err = refused(text)
+    assert err.message == f"character {code} is not allowed in YAML (control character)"
+    assert err.line == line
+
+
+@pytest.mark.parametrize(("text", "line", "code"), [
+    ("\ud800: 1\n", 1, "0xd800"), ("\nb: \udfff\n", 2, "0xdfff"),
+    ("a: 1\nb: x\udc80", 2, "0xdc80"),
+])
+def test_lone_surrogates_are_refused_not_a_crash(text: str, line: int, code: str) -> None:
+    # Only a str can hold one (a file is decoded strictly), and loads() takes a str.
+    err = refused(text)
+    assert err.message == f"character {code} is not allowed in YAML (lone surrogate)"
+    assert err.line == line
+
+
+def test_a_syntax_error_gives_context_and_problem() -> None:
+    err = refused("a: 1\nb: [1, 2\nc: 3\n")
+    assert err.message.startswith("YAML syntax error: while parsing a flow sequence; ")
+    assert "expected ',' or ']'" in err.message
+
+
+# --- values: what the resolvers do not claim stays a string; what they claim outside
+# the core schema is refused by name.
+
+def test_plain_scalars_no_resolver_claims_are_strings() -> None:
+    # Each starts with a character some implicit resolver (int, float, bool, null,
+    # timestamp, merge, value) looks at, and matches none of them.
+    values = ["1a", "nope", ".5x", "~x", "-x", "2026-11-27x", "trueish", "0o9", "+",
+              "1_000x", "<<x", "==", "Yesterday", "offline", "null-route"]
+    text = "".join(f"k{i}: {v}\n" for i, v in enumerate(values))
+    assert list(loads(text, "p.yaml").data.values()) == values
+
+
+@pytest.mark.parametrize(("text", "tag"), [
+    ("a: 1\nb: =\n", "tag:yaml.org,2002:value"), ("a: 1\nb: <<\n", "tag:yaml.org,2002:merge"),
+])
+def test_resolved_types_outside_the_core_schema_are_named(text: str, tag: str) -> None:
+    err = refused(text)
+    assert err.message == f"YAML type {tag!r} is not allowed here" and err.line == 2
+
+
+def test_scalars_leave_no_parser_nodes_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The loader is bounded because it holds the data and its locations, nothing per
+    # parsed scalar (a 1 MB profile has up to 250,000 of them).
+    import weakref
+
+    alive: list[weakref.ref[yaml.ScalarNode]] = []
+    most = [0]
+
+    class Counted(yaml.ScalarNode):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            alive[:] = [r for r in alive if r() is not None]
+            alive.append(weakref.ref(self))
+            most[0] = max(most[0], len(alive))
+
+    monkeypatch.setattr(yaml, "ScalarNode", Counted)
+    assert loads("a: [" + ", ".join(["1.5"] * 1000) + "]\n", "p.yaml").data["a"][999] == 1.5
+    assert 1 <= most[0] <= 2
+
+
+@pytest.mark.skipif(not yaml.__with_libyaml__,
+                    reason="libyaml is not installed: the pure-Python parser is used")
+def test_libyaml_is_the_parser() -> None:
+    # libyaml (CSafeLoader), not the pure-Python parser: it refuses a surrogate escape
+    # that PyYAML's own scanner lets through, and reads a tab after a colon as a space.
+    err = refused('a: 1\nb: "\\ud800"\n')
+    assert err.line == 2 and "invalid Unicode character escape code" in err.message
+    assert loads("a:\tb\n", "p.yaml").data == {"a": "b"}
+
+
+# --- what loads() returns
+
+def test_an_empty_document_is_located_at_line_1() -> None:
+    assert loads("", "p.yaml").locs == {(): yamlsrc.Loc("p.yaml", 1)}
+    assert loads("# a comment\n\n", "p.yaml").locs == {(): yamlsrc.Loc("p.yaml", 1)}
+
+
+def test_a_location_table_without_the_root_falls_back_to_line_1() -> None:
+    # Located is built by other code too (extends: merges, stack builds).
+    doc = yamlsrc.Located({}, {("a",): yamlsrc.Loc("p.yaml", 5)}, "p.yaml")
+    assert doc.loc(("a", "b")) == yamlsrc.Loc("p.yaml", 5)
+    assert doc.loc(("c",)) == yamlsrc.Loc("p.yaml", 1)
+    assert doc.loc(()) == yamlsrc.Loc("p.yaml", 1)

@@ -115,7 +115,13 @@ def decode(raw: bytes, name: str) -> str:
 
 
 def loads(text: str, name: str) -> Located:
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:  # a lone surrogate: a str can hold one, a file not
+        raise YamlSyntaxError(name, text.count("\n", 0, exc.start) + 1,
+                              f"character {ord(text[exc.start]):#06x} is not allowed in YAML "
+                              "(lone surrogate)") from None
+    if size > MAX_BYTES:
         raise YamlSyntaxError(name, 1, f"text larger than {MAX_BYTES} bytes: not a profile")
     nul = text.find("\0")
     if nul >= 0:
@@ -135,10 +141,14 @@ def loads(text: str, name: str) -> Located:
 
 
 def _reader_line(text: str, exc: yaml.YAMLError) -> int:
-    position = getattr(exc, "position", None)
-    if isinstance(position, int):
-        return text.count("\n", 0, position) + 1
-    return 1
+    """The line of the character a reader error names.  Not from its position: libyaml
+    counts bytes of the UTF-8 text there (PyYAML characters), so every multi-byte
+    character before it pushed the line down.  The first occurrence is the one at fault:
+    a refused character is refused wherever it is."""
+    character = getattr(exc, "character", None)
+    if not isinstance(character, int):
+        return 1
+    return text.count("\n", 0, text.find(chr(character))) + 1
 
 
 def _reader_problem(exc: yaml.YAMLError) -> str:
