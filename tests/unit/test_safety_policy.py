@@ -520,3 +520,38 @@ def test_weak_mechanisms_say_why(tmp_path: Path, mech: str, says: str) -> None:
                         f"sasl:\n  mechanisms: [{mech}]\n")
     hits = [d for d in found if d.code == "weak-mechanism"]
     assert hits and says in hits[0].message
+
+
+# A profile without restrictions.relay gets the model's default relay list.  It is safe
+# today; should it ever change (a model edit, a merge), a finding on it must point where
+# the user fixes it: .restrictions (there is no .restrictions.relay in the file).
+NO_RELAY_LIST = """\
+name: t
+description: no relay list of its own
+version: 1.0.0
+base: {suite: trixie}
+postfix: {myhostname: relay.example.org, mydomain: example.org}
+listeners:
+  - {name: smtp, port: 25, tls: none, auth: false}
+"""
+
+
+def test_the_default_relay_list_is_safe(tmp_path: Path) -> None:
+    assert diagnostics(tmp_path, NO_RELAY_LIST) == []
+
+
+@pytest.mark.parametrize(("default", "code", "says"), [
+    ("permit", "open-relay", "`permit` lets unauthenticated clients relay"),
+    ("permit_mynetworks", "open-relay", "neither the relay nor the recipient restrictions"),
+    ("defer_unauth_destination", "relay-defer", "relay attempts are deferred"),
+])
+def test_findings_on_the_default_relay_list_point_at_restrictions(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default: str, code: str,
+        says: str) -> None:
+    from relaykit.profile import policy
+    from relaykit.profile.restrictions import parse
+
+    monkeypatch.setattr(policy, "DEFAULT_RELAY_RESTRICTIONS", (parse(default),))
+    found = [d for d in diagnostics(tmp_path, NO_RELAY_LIST) if d.code == code]
+    assert [d.path for d in found] == [".restrictions"], [d.format() for d in found]
+    assert says in found[0].message
