@@ -555,3 +555,29 @@ def test_findings_on_the_default_relay_list_point_at_restrictions(
     found = [d for d in diagnostics(tmp_path, NO_RELAY_LIST) if d.code == code]
     assert [d.path for d in found] == [".restrictions"], [d.format() for d in found]
     assert says in found[0].message
+
+
+def _roaming_doc(relay: list[str]) -> dict[str, Any]:
+    from relaykit.paths import profiles_dir
+    from relaykit.profile.load import apply_defaults, load_schema, resolve_extends
+
+    doc = resolve_extends(profiles_dir() / "roaming.yaml", ()).data
+    apply_defaults(load_schema(), doc)
+    doc["restrictions"]["relay"] = relay
+    return dict(doc)
+
+
+def test_a_check_called_on_its_own_judges_the_document_it_is_given(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """policy.CHECKS is public (documents in, findings out): called outside policy.run,
+    one after the other, a check must not judge the previous document's parsed view."""
+    from relaykit.profile import policy
+
+    monkeypatch.setattr(policy, "_current", [])  # no parsed view left behind
+    safe = _roaming_doc(["permit_mynetworks", "permit_sasl_authenticated",
+                         "reject_unauth_destination"])
+    open_ = _roaming_doc(["permit", "reject_unauth_destination"])
+    for first, second in ((safe, open_), (open_, safe)):
+        for doc in (first, second, first):
+            codes = [f.code for f in policy.no_open_relay(doc)]
+            assert codes == (["open-relay"] if doc is open_ else []), codes
