@@ -581,3 +581,20 @@ def test_a_check_called_on_its_own_judges_the_document_it_is_given(
         for doc in (first, second, first):
             codes = [f.code for f in policy.no_open_relay(doc)]
             assert codes == (["open-relay"] if doc is open_ else []), codes
+
+
+def test_a_document_changed_between_runs_is_judged_anew(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parsed view is per run: the same dict, edited after a run or after a check
+    called on its own, is parsed again (an editor or a test edits and re-validates)."""
+    from relaykit.profile import policy
+
+    monkeypatch.setattr(policy, "_current", [])
+    doc = _roaming_doc(["permit_mynetworks", "permit_sasl_authenticated",
+                        "reject_unauth_destination"])
+    assert "open-relay" not in [f.code for f in policy.run(doc)]
+    doc["restrictions"]["relay"] = ["permit", "reject_unauth_destination"]
+    assert [f.code for f in policy.no_open_relay(doc)] == ["open-relay"]
+    doc["restrictions"]["relay"] = ["reject_unauth_destination"]
+    assert "open-relay" not in [f.code for f in policy.run(doc)]
+    assert policy._current == []  # nothing kept once run returns
