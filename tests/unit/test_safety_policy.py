@@ -520,3 +520,81 @@ def test_weak_mechanisms_say_why(tmp_path: Path, mech: str, says: str) -> None:
                         f"sasl:\n  mechanisms: [{mech}]\n")
     hits = [d for d in found if d.code == "weak-mechanism"]
     assert hits and says in hits[0].message
+
+
+# A profile without restrictions.relay gets the model's default relay list.  It is safe
+# today; should it ever change (a model edit, a merge), a finding on it must point where
+# the user fixes it: .restrictions (there is no .restrictions.relay in the file).
+NO_RELAY_LIST = """\
+name: t
+description: no relay list of its own
+version: 1.0.0
+base: {suite: trixie}
+postfix: {myhostname: relay.example.org, mydomain: example.org}
+listeners:
+  - {name: smtp, port: 25, tls: none, auth: false}
+"""
+
+
+def test_the_default_relay_list_is_safe(tmp_path: Path) -> None:
+    assert diagnostics(tmp_path, NO_RELAY_LIST) == []
+
+
+@pytest.mark.parametrize(("default", "code", "says"), [
+    ("permit", "open-relay", "`permit` lets unauthenticated clients relay"),
+    ("permit_mynetworks", "open-relay", "neither the relay nor the recipient restrictions"),
+    ("defer_unauth_destination", "relay-defer", "relay attempts are deferred"),
+])
+def test_findings_on_the_default_relay_list_point_at_restrictions(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default: str, code: str,
+        says: str) -> None:
+    from relaykit.profile import policy
+    from relaykit.profile.restrictions import parse
+
+    monkeypatch.setattr(policy, "DEFAULT_RELAY_RESTRICTIONS", (parse(default),))
+    found = [d for d in diagnostics(tmp_path, NO_RELAY_LIST) if d.code == code]
+    assert [d.path for d in found] == [".restrictions"], [d.format() for d in found]
+    assert says in found[0].message
+
+
+def _roaming_doc(relay: list[str]) -> dict[str, Any]:
+    from relaykit.paths import profiles_dir
+    from relaykit.profile.load import apply_defaults, load_schema, resolve_extends
+
+    doc = resolve_extends(profiles_dir() / "roaming.yaml", ()).data
+    apply_defaults(load_schema(), doc)
+    doc["restrictions"]["relay"] = relay
+    return dict(doc)
+
+
+def test_a_check_called_on_its_own_judges_the_document_it_is_given(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """policy.CHECKS is public (documents in, findings out): called outside policy.run,
+    one after the other, a check must not judge the previous document's parsed view."""
+    from relaykit.profile import policy
+
+    monkeypatch.setattr(policy, "_current", [])  # no parsed view left behind
+    safe = _roaming_doc(["permit_mynetworks", "permit_sasl_authenticated",
+                         "reject_unauth_destination"])
+    open_ = _roaming_doc(["permit", "reject_unauth_destination"])
+    for first, second in ((safe, open_), (open_, safe)):
+        for doc in (first, second, first):
+            codes = [f.code for f in policy.no_open_relay(doc)]
+            assert codes == (["open-relay"] if doc is open_ else []), codes
+
+
+def test_a_document_changed_between_runs_is_judged_anew(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parsed view is per run: the same dict, edited after a run or after a check
+    called on its own, is parsed again (an editor or a test edits and re-validates)."""
+    from relaykit.profile import policy
+
+    monkeypatch.setattr(policy, "_current", [])
+    doc = _roaming_doc(["permit_mynetworks", "permit_sasl_authenticated",
+                        "reject_unauth_destination"])
+    assert "open-relay" not in [f.code for f in policy.run(doc)]
+    doc["restrictions"]["relay"] = ["permit", "reject_unauth_destination"]
+    assert [f.code for f in policy.no_open_relay(doc)] == ["open-relay"]
+    doc["restrictions"]["relay"] = ["reject_unauth_destination"]
+    assert "open-relay" not in [f.code for f in policy.run(doc)]
+    assert policy._current == []  # nothing kept once run returns

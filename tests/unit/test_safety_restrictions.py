@@ -243,3 +243,50 @@ def test_every_supported_restriction_parses(item: str) -> None:
 
 def test_the_table_holds_nothing_else() -> None:
     assert sorted(restrictions.RESTRICTIONS) == sorted(i.split()[0] for i in SUPPORTED)
+
+
+# A refused argument's message says what the argument must be, and its hint shows an
+# example: the example must itself be accepted (a user copies it), and the message must
+# name the forms relaykit takes (written out here, from docs/profile-reference.md).
+ARGUMENT_HELP = {
+    "check_client_access": ("hash:/etc/postfix/NAME", "static:ANSWER"),
+    "reject_rbl_client": ("a DNS list domain", "=127.0.0.N"),
+    "permit_dnswl_client": ("a DNS list domain", "=127.0.0.N"),
+    "check_policy_service": ("inet:127.0.0.1:PORT", "inet:HOST:PORT", "unix:private/NAME"),
+    "sleep": ("a number of seconds up to 60",),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ARGUMENT_HELP))
+@pytest.mark.parametrize("args", ["", " a b"])
+def test_missing_argument_says_what_to_write(name: str, args: str) -> None:
+    err = refused(name + args)
+    assert f"{name} takes exactly one argument (" in err.message
+    for form in ARGUMENT_HELP[name]:
+        assert form in err.message, err.message
+    assert err.hint.startswith(f"e.g. {name} ")
+    example = err.hint.removeprefix("e.g. ")
+    assert parse(example).render() == example  # the example is accepted as written
+
+
+@pytest.mark.parametrize(("item", "bad"), [
+    ("reject_rbl_client zen_spamhaus!", "'zen_spamhaus!'"),
+    ("permit_dnswl_client list.dnswl.org=x", "'list.dnswl.org=x'"),
+    ("check_policy_service inet:127.0.0.1:0", "'inet:127.0.0.1:0'"),
+    ("check_policy_service unix:/tmp/evil", "'unix:/tmp/evil'"),
+    ("sleep 61", "'61'"),
+])
+def test_bad_argument_says_what_to_write(item: str, bad: str) -> None:
+    name = item.split()[0]
+    err = refused(item)
+    assert err.message.startswith(f"{name}: {bad} is not ")
+    for form in ARGUMENT_HELP[name]:
+        assert form in err.message, err.message
+    assert err.hint.startswith(f"e.g. {name} ")
+    example = err.hint.removeprefix("e.g. ")
+    assert parse(example).render() == example
+
+
+def test_no_restriction_is_listed_twice() -> None:
+    names = [spec.name for spec in restrictions._TABLE]
+    assert len(set(names)) == len(names) == len(restrictions.RESTRICTIONS)
