@@ -26,6 +26,7 @@ from relaykit.profile.model import (
     helm_output,
     stack_output,
 )
+from relaykit.profile.networks import Network, Unbounded, network, networks
 from relaykit.profile.yamlsrc import Located, PathKey, format_path
 
 if TYPE_CHECKING:
@@ -150,42 +151,68 @@ def _published(backend: Backend, section: dict[str, Any]) -> bool:
     return bool(section["service_type"] != "ClusterIP")
 
 
-def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    net = ipaddress.ip_network(cidr.replace("[", "").replace("]", ""), strict=False)
-    mapped = net.network_address.ipv4_mapped if net.version == 6 else None
-    if mapped is not None and net.prefixlen >= 96:  # [::ffff:10.0.0.0]/104 is 10.0.0.0/8
-        return ipaddress.ip_network(f"{mapped}/{net.prefixlen - 96}", strict=False)
-    return net
+ANY_V4 = ipaddress.IPv4Network("0.0.0.0/0")
+
+
+def _trusted(cidr: str) -> list[Network]:
+    """A mynetworks entry and the IPv4 networks it stands for; an entry where any IPv4
+    host may appear (policy refuses it: open-relay) stands for all of IPv4."""
+    try:
+        return networks(cidr, strict=False)
+    except Unbounded:
+        return [network(cidr, strict=False), ANY_V4]
+
+
+def _overlap(a: list[Network], b: list[Network]) -> list[Network]:
+    """The networks of `b` that overlap one of `a`."""
+    return [n for n in b if any(m.version == n.version and m.overlaps(n) for m in a)]
 
 
 def mynetworks_outside_cluster(doc: dict[str, Any], backend: Backend) -> Iterator[Finding]:
     """A mynetworks entry that overlaps the cluster's own networks trusts every pod or task
     to relay without AUTH; once the relay is published, proxied or SNATed outside clients
-    arrive from those networks too: an open relay."""
+    arrive from those networks too: an open relay.  Both sides are compared with every
+    IPv4 network an IPv6 one stands for (relaykit.profile.networks, as policy counts)."""
     section = _section(doc, backend)
     published = _published(backend, section)
-    cluster = [_network(c) for c in section["cluster_networks"]]
+    cluster: list[list[Network]] = []
+    for j, text in enumerate(section["cluster_networks"]):
+        at: PathKey = ("outputs", backend.value, "cluster_networks", j)
+        try:
+            cluster.append(networks(text, strict=False))
+        except Unbounded as exc:
+            yield _error(at, f"cluster network {text} cannot be compared with "
+                         f"mynetworks: {exc}", "list the networks the cluster's "
+                         "workloads really use", "bad-network")
+        except ValueError as exc:
+            yield _error(at, f"cluster network {text!r} is not a network: {exc}",
+                         "write address/prefix, e.g. 10.96.0.0/12 or fd00::/8",
+                         "bad-network")
     for i, cidr in enumerate(doc["postfix"]["mynetworks"]):
         try:
-            net = _network(cidr)
+            mine = _trusted(cidr)
         except ValueError:
             continue  # policy reports malformed networks
-        hits = [str(c) for c in cluster if c.version == net.version and c.overlaps(net)]
-        if not hits:
+        hit = [c for c in cluster if _overlap(c, mine)]
+        if not hit:
             continue
+        hits = ", ".join(str(c[0]) for c in hit)
+        via = [str(n) for n in mine[1:] if any(_overlap([n], c) for c in hit)]
+        entry = f"mynetworks {cidr}" + (f" (which stands for IPv4 {', '.join(via)})"
+                                        if via else "")
         path: PathKey = ("postfix", "mynetworks", i)
         where = "pod/service" if backend is Backend.HELM else "container (overlay/bridge)"
         if published:
             yield _error(
-                path, f"mynetworks {cidr} overlaps the cluster's {where} network(s) "
-                f"{', '.join(hits)} while the {backend.label} publishes the relay: clients "
-                "that arrive proxied or SNATed from there relay without AUTH (open relay)",
+                path, f"{entry} overlaps the cluster's {where} network(s) {hits} while "
+                f"the {backend.label} publishes the relay: clients that arrive proxied or "
+                "SNATed from there relay without AUTH (open relay)",
                 "trust only loopback (and hosts outside the cluster); let in-cluster senders "
                 "authenticate, or do not publish the relay", "cluster-relay")
         else:
             yield _warning(
-                path, f"mynetworks {cidr} overlaps the cluster's {where} network(s) "
-                f"{', '.join(hits)}: every workload there relays without AUTH",
+                path, f"{entry} overlaps the cluster's {where} network(s) {hits}: every "
+                "workload there relays without AUTH",
                 "trust only the workloads that send mail, or make them authenticate",
                 "cluster-relay")
 
