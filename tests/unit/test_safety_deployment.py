@@ -47,25 +47,27 @@ def relay_error_on_line_6(found: list[Diagnostic]) -> bool:
 # --- an IPv6 mynetworks entry that stands for the cluster's IPv4 networks -------------
 
 POD_SUBNET = [  # 10.244.1.0/24, inside the default pod network 10.244.0.0/16
-    ("[::ffff:af4:100]/120", "IPv4-mapped"),
-    ("[::ffff:10.244.1.0]/120", "IPv4-mapped, dotted"),
-    ("[::ffff:0:af4:100]/120", "IPv4-translated (RFC 2765)"),
-    ("[::af4:100]/120", "IPv4-compatible (RFC 4291)"),
-    ("[64:ff9b::af4:100]/120", "NAT64 well-known prefix (RFC 6052)"),
-    ("[64:ff9b::10.244.1.0]/120", "NAT64, dotted"),
-    ("[2002:af4:100::]/40", "6to4 (RFC 3056)"),
+    ("[::ffff:af4:100]/120", "10.244.1.0/24", "IPv4-mapped"),
+    ("[::ffff:10.244.1.0]/120", "10.244.1.0/24", "IPv4-mapped"),
+    ("[::ffff:0:af4:100]/120", "10.244.1.0/24", "IPv4-translated (SIIT, RFC 2765)"),
+    ("[::af4:100]/120", "10.244.1.0/24", "IPv4-compatible (RFC 4291)"),
+    ("[64:ff9b::af4:100]/120", "10.244.1.0/24", "NAT64 well-known prefix (RFC 6052)"),
+    ("[64:ff9b::10.244.1.0]/120", "10.244.1.0/24", "NAT64 well-known prefix (RFC 6052)"),
+    ("[2002:af4:100::]/40", "10.244.1.0/24", "6to4 (RFC 3056)"),
+    # A 6to4 site's /64 subnet stands for the one IPv4 host of its /48.
+    ("[2002:af4:101:1::]/64", "10.244.1.1/32", "6to4 (RFC 3056)"),
 ]
 
 
-@pytest.mark.parametrize(("entry", "form"), POD_SUBNET, ids=[f for _, f in POD_SUBNET])
+@pytest.mark.parametrize(("entry", "v4", "form"), POD_SUBNET, ids=[e for e, _, _ in POD_SUBNET])
 def test_embedded_pod_subnet_in_mynetworks_of_a_published_chart_is_refused(
-        tmp_path: Path, entry: str, form: str) -> None:
+        tmp_path: Path, entry: str, v4: str, form: str) -> None:
     found = diagnostics(tmp_path, text(entry, HELM))
     assert relay_error_on_line_6(found), [d.format() for d in found]
     [diag] = [d for d in found if d.code == "cluster-relay"]
-    # The user reads which IPv4 network the IPv6 entry stands for, and what it hits.
-    assert "stands for IPv4 10.244.1.0/24" in diag.message
-    assert "10.244.0.0/16" in diag.message and "open relay" in diag.message
+    # The user reads which IPv4 network the IPv6 entry stands for, how, and what it hits.
+    assert f"mynetworks {entry} (which stands for IPv4 {v4} as {form}) overlaps" in diag.message
+    assert "network(s) 10.244.0.0/16 while" in diag.message and "open relay" in diag.message
 
 
 BRIDGE_POOL = [  # 172.20.0.0/16, inside the default bridge pool 172.16.0.0/12
@@ -202,15 +204,20 @@ def test_malformed_cluster_network_is_refused_and_the_others_still_checked(
     assert "10.96.0.0/12" in diag.hint
 
 
-@pytest.mark.parametrize("cluster", ["2001::/32", "64:ff9b:1::/48", "::/0"])
+@pytest.mark.parametrize(("cluster", "name"), [
+    ("2001::/32", "Teredo (RFC 4380) 2001::/32"),
+    ("64:ff9b:1::/48", "NAT64 local-use prefix (RFC 8215) 64:ff9b:1::/48"),
+    ("2001::/16", "Teredo (RFC 4380) 2001::/32")])
 def test_cluster_network_where_any_ipv4_host_may_appear_is_refused(
-        tmp_path: Path, cluster: str) -> None:
+        tmp_path: Path, cluster: str, name: str) -> None:
     """Teredo and the NAT64 local-use prefix carry any IPv4 host: which IPv4 clients the
     cluster stands for cannot be bounded, so no mynetworks can be judged against it."""
     found = diagnostics(tmp_path, cluster_text(cluster, "192.0.2.0/24"))
     [diag] = [d for d in found if d.code == "bad-network"]
     assert (diag.level, diag.line, diag.path) == (
         Level.ERROR, 10, ".outputs.helm.cluster_networks[0]")
+    assert f"cluster network {cluster} cannot be compared with mynetworks: {cluster} " \
+           f"overlaps the {name}: any IPv4 host can appear there" in diag.message
     assert "cannot be bounded" in diag.message
 
 
@@ -223,9 +230,11 @@ def resolved(tmp_path: Path) -> dict[str, Any]:
     return data
 
 
-@pytest.mark.parametrize("entry", ["[2001::]/32", "[64:ff9b:1::]/48"])
+@pytest.mark.parametrize(("entry", "name"), [
+    ("[2001::]/32", "Teredo (RFC 4380)"),
+    ("[64:ff9b:1::]/48", "NAT64 local-use prefix (RFC 8215)")])
 def test_an_entry_that_trusts_any_ipv4_host_covers_the_cluster_too(
-        tmp_path: Path, entry: str) -> None:
+        tmp_path: Path, entry: str, name: str) -> None:
     """Teredo / NAT64 local-use in mynetworks: policy refuses it (open-relay); the
     deployment check, run on its own at build time, must not read it as harmless."""
     data = resolved(tmp_path)
@@ -233,6 +242,10 @@ def test_an_entry_that_trusts_any_ipv4_host_covers_the_cluster_too(
     found = list(declared_deployment_findings(data))
     assert [(f.code, f.level, f.path) for f in found] == [
         ("cluster-relay", Level.ERROR, ("postfix", "mynetworks", 1))]
+    assert f"(which stands for IPv4 0.0.0.0/0 as {name}) overlaps" in found[0].message
+    # every default pod/service network is hit
+    assert "10.96.0.0/12, 10.244.0.0/16, 10.42.0.0/15, 192.168.0.0/16 while" \
+        in found[0].message
 
 
 def test_host_bits_do_not_hide_an_overlap(tmp_path: Path) -> None:
@@ -240,3 +253,18 @@ def test_host_bits_do_not_hide_an_overlap(tmp_path: Path) -> None:
     data = resolved(tmp_path)
     data["postfix"]["mynetworks"] = ["[64:ff9b::af4:101]/120"]
     assert [f.code for f in declared_deployment_findings(data)] == ["cluster-relay"]
+
+
+@pytest.mark.parametrize(("entry", "name"), [
+    ("[::ffff:0:0]/96", "IPv4-mapped"),  # the whole mapped prefix
+    ("[64:ff9b::]/96", "NAT64 well-known prefix (RFC 6052)"),
+    ("[2002::]/15", "6to4 (RFC 3056)"),  # wider than 2002::/16
+])
+def test_a_whole_embedding_prefix_stands_for_all_of_ipv4(tmp_path: Path, entry: str,
+                                                         name: str) -> None:
+    """Not only the low half: the 192.168.0.0/16 pod network is hit as well."""
+    data = resolved(tmp_path)
+    data["postfix"]["mynetworks"] = [entry]
+    [found] = declared_deployment_findings(data)
+    assert f"(which stands for IPv4 0.0.0.0/0 as {name}) overlaps" in found.message
+    assert "10.42.0.0/15, 192.168.0.0/16 while" in found.message

@@ -36,37 +36,42 @@ EMBEDDINGS = tuple(Embedding(ipaddress.IPv6Network(p), name, offset) for p, name
     ("64:ff9b:1::/48", "NAT64 local-use prefix (RFC 8215)", None),
     ("2001::/32", "Teredo (RFC 4380)", None),
 ))
-# Not IPv4 clients: the unspecified address and the relay's own loopback.
+# Not IPv4 clients: the unspecified address and the relay's own loopback (both inside
+# the IPv4-compatible ::/96, and in no other embedding).
 NOT_EMBEDDED = ipaddress.IPv6Network("::/127")
-COMPATIBLE = ipaddress.IPv6Network("::/96")
 
 
 class Unbounded(ValueError):
     """An entry overlaps a prefix where any IPv4 host may appear."""
 
+    def __init__(self, net: ipaddress.IPv6Network, embedding: Embedding) -> None:
+        super().__init__(f"{net} overlaps the {embedding.name} {embedding.prefix}: any "
+                         "IPv4 host can appear there, the IPv4 clients it stands for "
+                         "cannot be bounded")
+        self.embedding = embedding
 
-def embedded_v4(net: ipaddress.IPv6Network) -> list[ipaddress.IPv4Network]:
-    """The IPv4 networks `net` stands for, through every embedding it overlaps."""
-    out: list[ipaddress.IPv4Network] = []
+
+def embedded(net: ipaddress.IPv6Network) -> list[tuple[Embedding, ipaddress.IPv4Network]]:
+    """The IPv4 networks `net` stands for, each with the embedding it stands for it
+    through, for every embedding it overlaps.  A net wider than an embedding's prefix
+    covers all of it: all of IPv4."""
+    if net.subnet_of(NOT_EMBEDDED):
+        return []
+    out: list[tuple[Embedding, ipaddress.IPv4Network]] = []
     for e in EMBEDDINGS:
         if not net.overlaps(e.prefix):
             continue
-        if e.prefix == COMPATIBLE and net.subnet_of(NOT_EMBEDDED):
-            continue
         if e.offset is None:
-            raise Unbounded(f"{net} overlaps the {e.name} {e.prefix}: any IPv4 host can "
-                            "appear there, the IPv4 clients it stands for cannot be bounded")
-        if net.prefixlen <= e.prefix.prefixlen:
-            out.append(ipaddress.IPv4Network("0.0.0.0/0"))
-            continue
-        shift = 128 - e.offset - 32
-        v4 = (int(net.network_address) >> shift) & 0xFFFFFFFF
-        bits = min(net.prefixlen - e.offset, 32)
-        out.append(ipaddress.IPv4Network((v4, bits), strict=False))
+            raise Unbounded(net, e)
+        # The IPv4 bits are those of net's address from `offset` on: past net's prefix
+        # length they are zero, so the IPv4 network has no host bits set.
+        v4 = (int(net.network_address) >> (128 - e.offset - 32)) & 0xFFFFFFFF
+        bits = min(max(net.prefixlen - e.offset, 0), 32)
+        out.append((e, ipaddress.IPv4Network((v4, bits))))
     return out
 
 
-def network(cidr: str, strict: bool = True) -> Network:
+def network(cidr: str, strict: bool) -> Network:
     """`a.b.c.d/n`, `[v6]/n` or `v6/n` -> the network.  strict: host bits must be zero
     (Postfix would warn and guess); ValueError otherwise, and for what is no network."""
     return ipaddress.ip_network(cidr.replace("[", "").replace("]", ""), strict=strict)
@@ -78,5 +83,5 @@ def networks(cidr: str, strict: bool = True) -> list[Network]:
     IPv4 host may appear (Teredo, NAT64 local-use)."""
     net = network(cidr, strict)
     if isinstance(net, ipaddress.IPv6Network):
-        return [net, *embedded_v4(net)]
+        return [net, *(v4 for _, v4 in embedded(net))]
     return [net]

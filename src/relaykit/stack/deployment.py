@@ -26,7 +26,7 @@ from relaykit.profile.model import (
     helm_output,
     stack_output,
 )
-from relaykit.profile.networks import Network, Unbounded, network, networks
+from relaykit.profile.networks import Network, Unbounded, embedded, network, networks
 from relaykit.profile.yamlsrc import Located, PathKey, format_path
 
 if TYPE_CHECKING:
@@ -154,18 +154,21 @@ def _published(backend: Backend, section: dict[str, Any]) -> bool:
 ANY_V4 = ipaddress.IPv4Network("0.0.0.0/0")
 
 
-def _trusted(cidr: str) -> list[Network]:
-    """A mynetworks entry and the IPv4 networks it stands for; an entry where any IPv4
-    host may appear (policy refuses it: open-relay) stands for all of IPv4."""
+def _trusted(cidr: str) -> tuple[Network, list[tuple[str, Network]]]:
+    """A mynetworks entry, and the IPv4 networks it stands for with the embedding's name;
+    an entry where any IPv4 host may appear (policy refuses it: open-relay) stands for
+    all of IPv4."""
+    net = network(cidr, strict=False)
+    if isinstance(net, ipaddress.IPv4Network):
+        return net, []
     try:
-        return networks(cidr, strict=False)
-    except Unbounded:
-        return [network(cidr, strict=False), ANY_V4]
+        return net, [(e.name, v4) for e, v4 in embedded(net)]
+    except Unbounded as exc:
+        return net, [(exc.embedding.name, ANY_V4)]
 
 
-def _overlap(a: list[Network], b: list[Network]) -> list[Network]:
-    """The networks of `b` that overlap one of `a`."""
-    return [n for n in b if any(m.version == n.version and m.overlaps(n) for m in a)]
+def _overlap(a: list[Network], b: Network) -> bool:
+    return any(n.version == b.version and n.overlaps(b) for n in a)
 
 
 def mynetworks_outside_cluster(doc: dict[str, Any], backend: Backend) -> Iterator[Finding]:
@@ -190,14 +193,14 @@ def mynetworks_outside_cluster(doc: dict[str, Any], backend: Backend) -> Iterato
                          "bad-network")
     for i, cidr in enumerate(doc["postfix"]["mynetworks"]):
         try:
-            mine = _trusted(cidr)
+            net, v4s = _trusted(cidr)
         except ValueError:
             continue  # policy reports malformed networks
-        hit = [c for c in cluster if _overlap(c, mine)]
+        hit = [c for c in cluster if any(_overlap(c, n) for n in (net, *(v for _, v in v4s)))]
         if not hit:
             continue
         hits = ", ".join(str(c[0]) for c in hit)
-        via = [str(n) for n in mine[1:] if any(_overlap([n], c) for c in hit)]
+        via = [f"{v4} as {name}" for name, v4 in v4s if any(_overlap(c, v4) for c in hit)]
         entry = f"mynetworks {cidr}" + (f" (which stands for IPv4 {', '.join(via)})"
                                         if via else "")
         path: PathKey = ("postfix", "mynetworks", i)
