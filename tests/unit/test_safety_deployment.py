@@ -268,3 +268,51 @@ def test_a_whole_embedding_prefix_stands_for_all_of_ipv4(tmp_path: Path, entry: 
     [found] = declared_deployment_findings(data)
     assert f"(which stands for IPv4 0.0.0.0/0 as {name}) overlaps" in found.message
     assert "10.42.0.0/15, 192.168.0.0/16 while" in found.message
+
+
+def test_a_malformed_mynetworks_entry_does_not_hide_the_next(tmp_path: Path) -> None:
+    """policy reports the malformed entry (bad-network); the overlap check goes on."""
+    data = resolved(tmp_path)
+    data["postfix"]["mynetworks"] = ["10.0.0.0/33", "[::ffff:af4:100]/120"]
+    assert [(f.code, f.path) for f in declared_deployment_findings(data)] == [
+        ("cluster-relay", ("postfix", "mynetworks", 1))]
+
+
+def test_a_cluster_network_with_host_bits_is_read_as_its_network(tmp_path: Path) -> None:
+    """A pool written as an address inside it (10.244.1.1/16, as `ip addr` shows it) is
+    the network 10.244.0.0/16: not refused, and still compared."""
+    found = diagnostics(tmp_path, cluster_text("10.244.1.1/16", "10.244.7.0/24"))
+    assert relay_error_on_line_6(found), [d.format() for d in found]
+    assert not [d for d in found if d.code == "bad-network"]
+    [diag] = [d for d in found if d.code == "cluster-relay"]
+    assert "network(s) 10.244.0.0/16 while" in diag.message
+
+
+# --- what the user reads, per backend --------------------------------------------------
+
+def test_published_chart_message_and_hint(tmp_path: Path) -> None:
+    [diag] = [d for d in diagnostics(tmp_path, text("10.244.1.0/24", HELM))
+              if d.code == "cluster-relay"]
+    assert diag.message == (
+        "mynetworks 10.244.1.0/24 overlaps the cluster's pod/service network(s) "
+        "10.244.0.0/16 while the Helm chart publishes the relay: clients that arrive "
+        "proxied or SNATed from there relay without AUTH (open relay)")
+    assert diag.hint == ("trust only loopback (and hosts outside the cluster); let "
+                         "in-cluster senders authenticate, or do not publish the relay")
+
+
+def test_unpublished_stack_message_and_hint(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, text("[64:ff9b::ac14:0]/112", "{stack: {publish: none}}"))
+    [diag] = [d for d in found if d.code == "cluster-relay"]
+    assert (diag.level, diag.line) == (Level.WARNING, 6)
+    assert diag.message == (
+        "mynetworks [64:ff9b::ac14:0]/112 (which stands for IPv4 172.20.0.0/16 as NAT64 "
+        "well-known prefix (RFC 6052)) overlaps the cluster's container (overlay/bridge) "
+        "network(s) 172.16.0.0/12: every workload there relays without AUTH")
+    assert diag.hint == "trust only the workloads that send mail, or make them authenticate"
+
+
+def test_unbounded_cluster_network_hint(tmp_path: Path) -> None:
+    [diag] = [d for d in diagnostics(tmp_path, cluster_text("2001::/32", "192.0.2.0/24"))
+              if d.code == "bad-network"]
+    assert diag.hint == "list the networks the cluster's workloads really use"
