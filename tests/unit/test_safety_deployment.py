@@ -316,3 +316,30 @@ def test_unbounded_cluster_network_hint(tmp_path: Path) -> None:
     [diag] = [d for d in diagnostics(tmp_path, cluster_text("2001::/32", "192.0.2.0/24"))
               if d.code == "bad-network"]
     assert diag.hint == "list the networks the cluster's workloads really use"
+
+
+# --- build time: the formats asked for but not declared, with their defaults -----------
+
+def test_build_refuses_when_one_asked_format_is_unsafe_and_another_only_warns(
+        tmp_path: Path, build_dir: Path) -> None:
+    """Defaults: the stack publishes (host ports) and covers 10.0.0.0/8, the chart is
+    ClusterIP: one error and one warning for the same entry -> refused, nothing built."""
+    path = tmp_path / "m.yaml"
+    path.write_text("extends: roaming\nname: m\npostfix:\n  mynetworks:\n"
+                    "    - '[64:ff9b::af4:100]/120'\n")
+    with pytest.raises(ProfileError) as info:
+        commands.build(str(path), formats=("stack", "helm"), log=lambda _m: None)
+    assert sorted((d.level.value, d.code, d.line) for d in info.value.diagnostics) == [
+        ("error", "cluster-relay", 5), ("warning", "cluster-relay", 5)]
+    assert not (build_dir / "m").exists()
+
+
+def test_build_of_an_undeclared_chart_reports_its_warning(tmp_path: Path,
+                                                          build_dir: Path) -> None:
+    path = tmp_path / "w.yaml"
+    path.write_text("extends: roaming\nname: w\npostfix:\n  mynetworks:\n"
+                    "    - '[2002:af4:100::]/40'\n")
+    logged: list[str] = []
+    commands.build(str(path), fmt="helm", log=logged.append)
+    [line] = [m for m in logged if "[cluster-relay]" in m]
+    assert f"{path}:5:" in line and "warning:" in line and "10.244.1.0/24 as 6to4" in line
