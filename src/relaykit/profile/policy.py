@@ -30,6 +30,7 @@ from relaykit.profile.model import (
     TlsMode,
 )
 from relaykit.profile.model import relayhost_port as relayhost_port_of
+from relaykit.profile.networks import Network, Unbounded, networks
 from relaykit.profile.restrictions import (
     MAP_DIR,
     Answer,
@@ -279,71 +280,8 @@ def sasl_before_unauth_destination(ctx: Ctx) -> Iterator[Finding]:
 
 MAX_TRUSTED_V4 = 2 ** 24  # a /8
 MAX_TRUSTED_V6 = 2 ** 96  # a /32
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-@dataclass(frozen=True)
-class Embedding:
-    """An IPv6 prefix whose addresses stand for IPv4 clients.  `offset`: the bit where
-    the 32-bit IPv4 address starts; None when the mapping cannot be bounded (the IPv4
-    address is chosen by the operator's prefix length, or any IPv4 host can take an
-    address there through a public relay): every overlapping entry is refused.
-    Python's ipaddress calls some of these "private": never trust is_private here."""
-
-    prefix: ipaddress.IPv6Network
-    name: str
-    offset: int | None
-
-
-EMBEDDINGS = tuple(Embedding(ipaddress.IPv6Network(p), name, offset) for p, name, offset in (
-    ("::ffff:0:0/96", "IPv4-mapped", 96),
-    ("::ffff:0:0:0/96", "IPv4-translated (SIIT, RFC 2765)", 96),
-    ("::/96", "IPv4-compatible (RFC 4291)", 96),
-    ("64:ff9b::/96", "NAT64 well-known prefix (RFC 6052)", 96),
-    ("2002::/16", "6to4 (RFC 3056)", 16),
-    ("64:ff9b:1::/48", "NAT64 local-use prefix (RFC 8215)", None),
-    ("2001::/32", "Teredo (RFC 4380)", None),
-))
-# Not IPv4 clients: the unspecified address and the relay's own loopback.
-NOT_EMBEDDED = ipaddress.IPv6Network("::/127")
-COMPATIBLE = ipaddress.IPv6Network("::/96")
-
-
-class Unbounded(ValueError):
-    """An entry overlaps a prefix where any IPv4 host may appear."""
-
-
-def _embedded_v4(net: ipaddress.IPv6Network) -> list[ipaddress.IPv4Network]:
-    """The IPv4 networks `net` stands for, through every embedding it overlaps."""
-    out: list[ipaddress.IPv4Network] = []
-    for e in EMBEDDINGS:
-        if not net.overlaps(e.prefix):
-            continue
-        if e.prefix == COMPATIBLE and net.subnet_of(NOT_EMBEDDED):
-            continue
-        if e.offset is None:
-            raise Unbounded(f"{net} overlaps the {e.name} {e.prefix}: any IPv4 host can "
-                            "appear there, the IPv4 clients it stands for cannot be bounded")
-        if net.prefixlen <= e.prefix.prefixlen:
-            out.append(ipaddress.IPv4Network("0.0.0.0/0"))
-            continue
-        shift = 128 - e.offset - 32
-        v4 = (int(net.network_address) >> shift) & 0xFFFFFFFF
-        bits = min(net.prefixlen - e.offset, 32)
-        out.append(ipaddress.IPv4Network((v4, bits), strict=False))
-    return out
-
-
-def _networks(cidr: str) -> list[Network]:
-    """`a.b.c.d/n` or `[v6]/n` -> the network, plus the IPv4 networks an IPv6 entry
-    stands for (IPv4-mapped, -translated, -compatible, NAT64, 6to4), folded into the
-    IPv4 count.  Host bits must be zero (Postfix would warn and guess)."""
-    net = ipaddress.ip_network(cidr.replace("[", "").replace("]", ""), strict=True)
-    if isinstance(net, ipaddress.IPv6Network):
-        return [net, *_embedded_v4(net)]
-    return [net]
-
-
+# The IPv4 clients an IPv6 entry stands for: relaykit.profile.networks, which the
+# deployment checks (mynetworks against a cluster's networks) share.
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
@@ -362,7 +300,7 @@ def mynetworks_narrow(ctx: Ctx) -> Iterator[Finding]:
     for i, cidr in enumerate(ctx.doc["postfix"]["mynetworks"]):
         path = ("postfix", "mynetworks", i)
         try:
-            entry = _networks(cidr)
+            entry = networks(cidr)
         except Unbounded as exc:
             yield error(path, f"mynetworks {cidr} would trust all of IPv4: {exc} (open "
                         "relay)", "list the IPv4 networks themselves, e.g. 192.0.2.0/24",

@@ -26,6 +26,7 @@ from relaykit.profile.model import (
     helm_output,
     stack_output,
 )
+from relaykit.profile.networks import Network, Unbounded, embedded, network, networks
 from relaykit.profile.yamlsrc import Located, PathKey, format_path
 
 if TYPE_CHECKING:
@@ -150,42 +151,72 @@ def _published(backend: Backend, section: dict[str, Any]) -> bool:
     return bool(section["service_type"] != "ClusterIP")
 
 
-def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    net = ipaddress.ip_network(cidr.replace("[", "").replace("]", ""), strict=False)
-    mapped = net.network_address.ipv4_mapped if net.version == 6 else None
-    if mapped is not None and net.prefixlen >= 96:  # [::ffff:10.0.0.0]/104 is 10.0.0.0/8
-        return ipaddress.ip_network(f"{mapped}/{net.prefixlen - 96}", strict=False)
-    return net
+ANY_V4 = ipaddress.IPv4Network("0.0.0.0/0")
+
+
+def _trusted(cidr: str) -> tuple[Network, list[tuple[str, Network]]]:
+    """A mynetworks entry, and the IPv4 networks it stands for with the embedding's name;
+    an entry where any IPv4 host may appear (policy refuses it: open-relay) stands for
+    all of IPv4."""
+    net = network(cidr, strict=False)
+    if isinstance(net, ipaddress.IPv4Network):
+        return net, []
+    try:
+        return net, [(e.name, v4) for e, v4 in embedded(net)]
+    except Unbounded as exc:
+        return net, [(exc.embedding.name, ANY_V4)]
+
+
+def _overlap(a: list[Network], b: Network) -> bool:
+    return any(n.version == b.version and n.overlaps(b) for n in a)
 
 
 def mynetworks_outside_cluster(doc: dict[str, Any], backend: Backend) -> Iterator[Finding]:
     """A mynetworks entry that overlaps the cluster's own networks trusts every pod or task
     to relay without AUTH; once the relay is published, proxied or SNATed outside clients
-    arrive from those networks too: an open relay."""
+    arrive from those networks too: an open relay.  Both sides are compared with every
+    IPv4 network an IPv6 one stands for (relaykit.profile.networks, as policy counts)."""
     section = _section(doc, backend)
     published = _published(backend, section)
-    cluster = [_network(c) for c in section["cluster_networks"]]
+    cluster: list[list[Network]] = []
+    for j, text in enumerate(section["cluster_networks"]):
+        at: PathKey = ("outputs", backend.value, "cluster_networks", j)
+        try:
+            cluster.append(networks(text, strict=False))
+        except Unbounded as exc:
+            yield _error(at, f"cluster network {text} cannot be compared with "
+                         f"mynetworks: {exc}", "list the networks the cluster's "
+                         "workloads really use", "bad-network")
+        except ValueError as exc:
+            yield _error(at, f"cluster network {text!r} is not a network: {exc}",
+                         "write address/prefix, e.g. 10.96.0.0/12 or fd00::/8",
+                         "bad-network")
     for i, cidr in enumerate(doc["postfix"]["mynetworks"]):
         try:
-            net = _network(cidr)
+            net, v4s = _trusted(cidr)
         except ValueError:
             continue  # policy reports malformed networks
-        hits = [str(c) for c in cluster if c.version == net.version and c.overlaps(net)]
-        if not hits:
+        hit = [c for c in cluster if any(_overlap(c, n) for n in (net, *(v for _, v in v4s)))]
+        if not hit:
             continue
+        hits = ", ".join(str(c[0]) for c in hit)
+        via = [f"{v4} as {name}" for name, v4 in v4s
+               if _overlap([n for c in hit for n in c], v4)]
+        entry = f"mynetworks {cidr}" + (f" (which stands for IPv4 {', '.join(via)})"
+                                        if via else "")
         path: PathKey = ("postfix", "mynetworks", i)
         where = "pod/service" if backend is Backend.HELM else "container (overlay/bridge)"
         if published:
             yield _error(
-                path, f"mynetworks {cidr} overlaps the cluster's {where} network(s) "
-                f"{', '.join(hits)} while the {backend.label} publishes the relay: clients "
-                "that arrive proxied or SNATed from there relay without AUTH (open relay)",
+                path, f"{entry} overlaps the cluster's {where} network(s) {hits} while "
+                f"the {backend.label} publishes the relay: clients that arrive proxied or "
+                "SNATed from there relay without AUTH (open relay)",
                 "trust only loopback (and hosts outside the cluster); let in-cluster senders "
                 "authenticate, or do not publish the relay", "cluster-relay")
         else:
             yield _warning(
-                path, f"mynetworks {cidr} overlaps the cluster's {where} network(s) "
-                f"{', '.join(hits)}: every workload there relays without AUTH",
+                path, f"{entry} overlaps the cluster's {where} network(s) {hits}: every "
+                "workload there relays without AUTH",
                 "trust only the workloads that send mail, or make them authenticate",
                 "cluster-relay")
 
@@ -252,14 +283,14 @@ def check_chart_version(doc: dict[str, Any], backend: Backend) -> Iterator[Findi
 
 def deployment_findings(doc: dict[str, Any], backends: tuple[Backend, ...]
                         ) -> list[Finding]:
+    """On a schema-valid document (as policy.run): no exception is swallowed, a check
+    that fails on valid input is a bug to see, not a pass (a cluster network it could not
+    read once switched the open-relay check off without a word)."""
     found: list[Finding] = []
     for backend in backends:
         for check in (check_serves_network, check_paths, mynetworks_outside_cluster,
                       check_requests, check_chart_version):
-            try:
-                found.extend(check(doc, backend))
-            except (KeyError, TypeError, ValueError, AttributeError, IndexError):
-                continue  # the schema reports malformed data
+            found.extend(check(doc, backend))
     return found
 
 
