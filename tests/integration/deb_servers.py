@@ -35,6 +35,7 @@ from relaykit.ui import Log
 from relaykit.verify.harness.debroot import systemd_root
 from relaykit.verify.harness.testbed import TEST_USER, new_password
 from relaykit.verify.package import HOST_NAME, SNAPSHOT, Box, Steps, _compare, _timed, booted
+from tests.gpgkeys import signing_key, stop_agent
 
 ROAMING = "relaykit-roaming"
 ROAMING2 = "relaykit-roaming2"
@@ -250,22 +251,6 @@ def swap_saslauthd(box: Box, debs: Debs, password: str) -> str:
 
 # --- 3: the signed repository -----------------------------------------------------------------
 
-def stop_gpg_agent(home: Path) -> None:
-    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
-                   capture_output=True, check=False)
-
-
-def gpg_key(home: Path, uid: str) -> str:
-    home.mkdir(mode=0o700, parents=True)
-    subprocess.run(["gpg", "--batch", "--homedir", str(home), "--passphrase", "",
-                    "--quick-gen-key", uid, "ed25519", "sign", "1d"],
-                   check=True, capture_output=True)
-    out = subprocess.run(["gpg", "--batch", "--homedir", str(home), "--with-colons",
-                          "--list-secret-keys"], check=True, capture_output=True, text=True)
-    return next(line.split(":")[9] for line in out.stdout.splitlines()
-                if line.startswith("fpr:"))
-
-
 def version_of(box: Box, package: str) -> str:
     return box.sh(f"dpkg-query -W -f '${{Version}}' {package}").stdout.strip()
 
@@ -276,12 +261,12 @@ def repository(box: Box, debs: Debs, apt_root: Path, log: Log) -> str:
         return _repository(box, debs, apt_root, log)
     finally:  # gpg started an agent per key's home
         for home in ("gpg-good", "gpg-evil"):
-            stop_gpg_agent(apt_root.parent / home)
+            stop_agent(apt_root.parent / home)
 
 
 def _repository(box: Box, debs: Debs, apt_root: Path, log: Log) -> str:
-    good_key = gpg_key(apt_root.parent / "gpg-good", "relaykit test <apt@deb-test.example>")
-    evil_key = gpg_key(apt_root.parent / "gpg-evil", "mallory <evil@deb-test.example>")
+    good_key = signing_key(apt_root.parent / "gpg-good", "relaykit test <apt@deb-test.example>")
+    evil_key = signing_key(apt_root.parent / "gpg-evil", "mallory <evil@deb-test.example>")
     good, forged = apt_root / "good", apt_root / "forged"
     write_repo([debs.roaming], good, key=good_key, gnupghome=apt_root.parent / "gpg-good",
                log=log)

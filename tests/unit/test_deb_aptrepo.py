@@ -17,6 +17,7 @@ from relaykit.errors import RelaykitError
 from relaykit.paths import static_rootfs_dir
 from relaykit.profile.load import load_profile
 from relaykit.render.postfix import render
+from tests.gpgkeys import signing_key, stop_agent
 from tests.unit.test_deb_package import INPUTS
 
 
@@ -34,21 +35,12 @@ def _stop_gpg_agents() -> Iterator[None]:
     """gpg starts an agent per home directory: stop each one the test started."""
     yield
     while _HOMES:
-        home = _HOMES.pop()
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
-                       capture_output=True, check=False)
+        stop_agent(_HOMES.pop())
 
 
 def _key(home: Path, uid: str) -> str:
-    home.mkdir(mode=0o700)
     _HOMES.append(home)
-    subprocess.run(["gpg", "--batch", "--homedir", str(home), "--passphrase", "",
-                    "--quick-gen-key", uid, "ed25519", "sign", "1d"],
-                   check=True, capture_output=True)
-    out = subprocess.run(["gpg", "--batch", "--homedir", str(home), "--with-colons",
-                          "--list-secret-keys"], check=True, capture_output=True, text=True)
-    return next(line.split(":")[9] for line in out.stdout.splitlines()
-                if line.startswith("fpr:"))
+    return signing_key(home, uid)
 
 
 def _deb(tmp: Path, name: str) -> Path:
