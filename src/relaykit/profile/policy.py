@@ -13,6 +13,7 @@ measured in addresses.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import unicodedata
@@ -77,11 +78,12 @@ def check(fn: Check) -> Check:
 
 
 def judged(fn: Callable[[Ctx], Iterator[Finding]]) -> Check:
-    """Register a check of this module: it reads the parsed view of the document."""
+    """Register a check of this module: it reads the parsed view of the document.
+    (functools.wraps keeps fn reachable as __wrapped__: the mutation runner swaps the
+    code of fn itself, which on_doc calls.)"""
+    @functools.wraps(fn)
     def on_doc(doc: Doc) -> Iterator[Finding]:
         return fn(context(doc))
-    on_doc.__name__ = on_doc.__qualname__ = fn.__name__
-    on_doc.__doc__ = fn.__doc__
     return check(on_doc)
 
 
