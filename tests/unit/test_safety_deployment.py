@@ -461,3 +461,62 @@ def test_fixed_certificate_path_hint(tmp_path: Path) -> None:
                             "a Helm chart")
     assert diag.hint == ("leave tls.cert_file and key_file unset: replicas read tls.crt "
                          "and tls.key from the secret")
+
+
+def test_a_deployment_without_an_image_is_refused(tmp_path: Path) -> None:
+    data = resolved(tmp_path)
+    del data["outputs"]["oci"]
+    found = list(declared_deployment_findings(data))
+    assert [(f.code, f.path) for f in found] == [("no-image", ("outputs",))]
+    assert found[0].message == ("a Helm chart runs the profile's image, and the profile "
+                                "declares no outputs.oci")
+    assert found[0].hint == "add outputs: {oci: {name: ..., tags: [...]}}"
+
+
+@pytest.mark.parametrize(("request_", "limit"), [
+    ("cpu_request_millicores", "cpu_millicores"), ("memory_request_mib", "memory_mib")])
+def test_a_request_may_equal_its_limit_not_exceed_it(tmp_path: Path, request_: str,
+                                                     limit: str) -> None:
+    body = ("extends: roaming\nname: r\noutputs:\n  stack:\n"
+            "    resources: {{{r}: 512, {lim}: {n}}}\n")
+    assert diagnostics(tmp_path, body.format(r=request_, lim=limit, n=512)) == []
+    [diag] = diagnostics(tmp_path, body.format(r=request_, lim=limit, n=511))
+    assert (diag.code, diag.path) == ("resources", f".outputs.stack.resources.{request_}")
+    assert diag.message == f"{request_} 512 is above the limit {limit} 511"
+
+
+def test_secret_creation_lines_say_what_each_file_holds(tmp_path: Path) -> None:
+    """The stack file's header is what the operator follows to create the secrets."""
+    from relaykit.stack.compose import header
+
+    path = tmp_path / "o.yaml"
+    path.write_text("extends: roaming\nname: o\noutbound:\n"
+                    "  relayhost: '[smarthost.example.net]:587'\n  sasl: true\n"
+                    "  tls_level: encrypt\n  credentials_file: /run/secrets/sasl-passwd\n")
+    lines = header(load_profile(str(path)).profile).splitlines()
+    assert [line for line in lines if "docker secret create" in line and "#" in line[2:]] == [
+        "#   docker secret create o-sasl-users FILE   # SASL users, user[@realm]:password "
+        "per line",
+        "#   docker secret create o-tls-crt FILE   # TLS certificate chain (PEM)",
+        "#   docker secret create o-tls-key FILE   # TLS private key (PEM)",
+        "#   docker secret create o-sasl-passwd FILE   # smarthost credentials, Postfix "
+        "sasl_passwd format"]
+
+
+# Measured (tests/integration/test_k8s_secrets.py, test_swarm.py): Postfix's master (root:
+# chroot, setuid to postfix, ports < 1024) and saslauthd run with exactly these.  One
+# more is a privilege the relay does not need; one fewer and the relay does not start.
+NEEDED_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "NET_BIND_SERVICE",
+                       "SETGID", "SETUID", "SYS_CHROOT"]
+
+
+def test_stack_and_chart_grant_exactly_the_needed_capabilities(tmp_path: Path) -> None:
+    from relaykit.chart.render import values
+    from relaykit.stack.compose import stack_document
+    from relaykit.stack.deployment import helm_settings, stack_settings
+
+    p = load_profile("roaming").profile
+    relay = stack_document(p, stack_settings(p))["services"]["relay"]
+    assert (relay["cap_drop"], sorted(relay["cap_add"])) == (["ALL"], NEEDED_CAPABILITIES)
+    caps = values(p, helm_settings(p))["securityContext"]["capabilities"]
+    assert (caps["drop"], sorted(caps["add"])) == (["ALL"], NEEDED_CAPABILITIES)
