@@ -343,3 +343,180 @@ def test_build_of_an_undeclared_chart_reports_its_warning(tmp_path: Path,
     commands.build(str(path), fmt="helm", log=logged.append)
     [line] = [m for m in logged if "[cluster-relay]" in m]
     assert f"{path}:5:" in line and "warning:" in line and "10.244.1.0/24 as 6to4" in line
+
+
+# --- what a deployment exposes -------------------------------------------------------
+
+LISTENERS = ("listeners:\n"
+             "  - {name: submission, port: 587, tls: starttls-required, auth: true}\n"
+             "  - {name: local4, port: 2525, tls: none, auth: false, address: 127.0.0.1}\n"
+             "  - {name: local6, port: 2526, tls: none, auth: false, address: '::1'}\n"
+             "  - {name: lan, port: 2527, tls: starttls-required, auth: true,"
+             " address: 192.0.2.10}\n")
+
+
+def test_only_listeners_beyond_loopback_are_published(tmp_path: Path) -> None:
+    """A listener on the relay's loopback is for its own senders: no published port, no
+    Service port, no NetworkPolicy ingress for it."""
+    from relaykit.stack.compose import stack_document
+    from relaykit.stack.deployment import public_listeners, stack_settings
+
+    path = tmp_path / "l.yaml"
+    path.write_text("extends: roaming\nname: l\n" + LISTENERS)
+    p = load_profile(str(path)).profile
+    assert [lis.port for lis in public_listeners(p)] == [587, 2527]
+    ports = stack_document(p, stack_settings(p))["services"]["relay"]["ports"]
+    assert [port["published"] for port in ports] == [587, 2527]
+
+
+def test_a_satellite_publishes_nothing() -> None:
+    """inet_interfaces loopback-only: Postfix listens on no network, whatever the
+    listeners say."""
+    from relaykit.stack.deployment import public_listeners
+
+    satellite = load_profile("satellite").profile
+    assert satellite.postfix.inet_interfaces == ("loopback-only",)
+    assert satellite.listeners and all(lis.address is None for lis in satellite.listeners)
+    assert public_listeners(satellite) == ()
+
+
+@pytest.mark.parametrize(("addresses", "scalable"), [
+    (["127.0.0.1"], False), (["'::1'"], False), (["127.0.0.1", "'::1'"], False),
+    (["127.0.0.1", None], True), (["127.0.0.1", "192.0.2.10"], True), ([None], True)])
+def test_a_relay_listening_only_on_loopback_cannot_be_scaled(
+        tmp_path: Path, addresses: list[str | None], scalable: bool) -> None:
+    listeners = "".join(
+        f"  - {{name: l{i}, port: {2525 + i}, tls: starttls-required, auth: true"
+        + ("" if a is None else f", address: {a}") + "}\n" for i, a in enumerate(addresses))
+    found = diagnostics(tmp_path, "extends: roaming\nname: s\nlisteners:\n" + listeners
+                        + "outputs: {helm: {}}\n")
+    refused = [(d.code, d.line, d.path) for d in found if d.code == "not-scalable"]
+    assert refused == ([] if scalable else [("not-scalable", 3, ".listeners")])
+    if not scalable:
+        [diag] = [d for d in found if d.code == "not-scalable"]
+        assert diag.message == ("every listener is on loopback: the replicas of a Helm "
+                                "chart would serve nobody")
+        assert diag.hint == ("scale a relay that listens on the network (e.g. the roaming "
+                             "profile), not a satellite")
+
+
+def test_an_address_that_does_not_parse_is_refused_once(tmp_path: Path) -> None:
+    """999.0.0.1 passes the schema's pattern: policy says bad-address, and the deployment
+    check neither crashes nor takes it for loopback."""
+    found = diagnostics(tmp_path, "extends: roaming\nname: s\nlisteners:\n"
+                        "  - {name: l, port: 587, tls: starttls-required, auth: true,"
+                        " address: 999.0.0.1}\noutputs: {helm: {}}\n")
+    assert [(d.code, d.path) for d in found] == [("bad-address", ".listeners[0].address")]
+
+
+def test_every_secret_a_deployment_mounts_private_but_the_certificate(tmp_path: Path
+                                                                      ) -> None:
+    """Passwords and the TLS key: 0400 (root only); the certificate chain is public."""
+    from relaykit.stack.compose import stack_document
+    from relaykit.stack.deployment import stack_settings
+
+    path = tmp_path / "o.yaml"
+    path.write_text("extends: roaming\nname: o\noutbound:\n"
+                    "  relayhost: '[smarthost.example.net]:587'\n  sasl: true\n"
+                    "  tls_level: encrypt\n  credentials_file: /run/secrets/sasl-passwd\n")
+    p = load_profile(str(path)).profile
+    secrets = stack_document(p, stack_settings(p))["services"]["relay"]["secrets"]
+    assert {s["target"]: s["mode"] for s in secrets} == {
+        "sasl-users": 0o400, "tls.crt": 0o444, "tls.key": 0o400, "sasl-passwd": 0o400}
+
+
+# --- secrets where a deployment mounts them ------------------------------------------
+
+SASL = "sasl:\n  backend: saslauthd\n  mechanisms: [PLAIN]\n  users_file: {path}\n"
+OUTBOUND = ("outbound:\n  relayhost: '[smarthost.example.net]:587'\n  sasl: true\n"
+            "  tls_level: encrypt\n  credentials_file: {path}\n")
+
+
+@pytest.mark.parametrize(("section", "path", "where", "hint"), [
+    # One secret file may not stand in for another: the TLS key would be read as users.
+    (SASL, "/run/secrets/tls.key", ".sasl.users_file", "use /run/secrets/tls.key"),
+    (SASL, "/run/secrets/tls.crt", ".sasl.users_file", "use /run/secrets/tls.crt"),
+    (OUTBOUND, "/etc/relaykit/sasl-passwd", ".outbound.credentials_file",
+     "use /run/secrets/sasl-passwd"),
+    (OUTBOUND, "/run/secrets/tls.key", ".outbound.credentials_file",
+     "use /run/secrets/tls.key"),
+])
+def test_a_secret_outside_its_own_file_in_run_secrets_is_refused(
+        tmp_path: Path, section: str, path: str, where: str, hint: str) -> None:
+    found = diagnostics(tmp_path, "extends: roaming\nname: s\n" + section.format(path=path)
+                        + "outputs: {stack: {}}\n")
+    [diag] = [d for d in found if d.code == "secret-path"]
+    assert (diag.level, diag.path) == (Level.ERROR, where)
+    assert diag.message == (f"{path} is not a file of its own directly in /run/secrets: "
+                            "a Swarm stack mounts secrets only there")
+    assert diag.hint == hint
+
+
+def test_fixed_certificate_path_hint(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, "extends: roaming\nname: t\ntls: {cert_file: /etc/relaykit/"
+                        "tls/relay.pem, key_file: /etc/relaykit/tls/relay.key}\n"
+                        "outputs: {helm: {}}\n")
+    [diag] = [d for d in found if d.code == "secret-path"]
+    assert diag.message == ("a fixed certificate path cannot be shared by the replicas of "
+                            "a Helm chart")
+    assert diag.hint == ("leave tls.cert_file and key_file unset: replicas read tls.crt "
+                         "and tls.key from the secret")
+
+
+def test_a_deployment_without_an_image_is_refused(tmp_path: Path) -> None:
+    data = resolved(tmp_path)
+    del data["outputs"]["oci"]
+    found = list(declared_deployment_findings(data))
+    assert [(f.code, f.path) for f in found] == [("no-image", ("outputs",))]
+    assert found[0].message == ("a Helm chart runs the profile's image, and the profile "
+                                "declares no outputs.oci")
+    assert found[0].hint == "add outputs: {oci: {name: ..., tags: [...]}}"
+
+
+@pytest.mark.parametrize(("request_", "limit"), [
+    ("cpu_request_millicores", "cpu_millicores"), ("memory_request_mib", "memory_mib")])
+def test_a_request_may_equal_its_limit_not_exceed_it(tmp_path: Path, request_: str,
+                                                     limit: str) -> None:
+    body = ("extends: roaming\nname: r\noutputs:\n  stack:\n"
+            "    resources: {{{r}: 512, {lim}: {n}}}\n")
+    assert diagnostics(tmp_path, body.format(r=request_, lim=limit, n=512)) == []
+    [diag] = diagnostics(tmp_path, body.format(r=request_, lim=limit, n=511))
+    assert (diag.code, diag.path) == ("resources", f".outputs.stack.resources.{request_}")
+    assert diag.message == f"{request_} 512 is above the limit {limit} 511"
+
+
+def test_secret_creation_lines_say_what_each_file_holds(tmp_path: Path) -> None:
+    """The stack file's header is what the operator follows to create the secrets."""
+    from relaykit.stack.compose import header
+
+    path = tmp_path / "o.yaml"
+    path.write_text("extends: roaming\nname: o\noutbound:\n"
+                    "  relayhost: '[smarthost.example.net]:587'\n  sasl: true\n"
+                    "  tls_level: encrypt\n  credentials_file: /run/secrets/sasl-passwd\n")
+    lines = header(load_profile(str(path)).profile).splitlines()
+    assert [line for line in lines if "docker secret create" in line and "#" in line[2:]] == [
+        "#   docker secret create o-sasl-users FILE   # SASL users, user[@realm]:password "
+        "per line",
+        "#   docker secret create o-tls-crt FILE   # TLS certificate chain (PEM)",
+        "#   docker secret create o-tls-key FILE   # TLS private key (PEM)",
+        "#   docker secret create o-sasl-passwd FILE   # smarthost credentials, Postfix "
+        "sasl_passwd format"]
+
+
+# Measured (tests/integration/test_k8s_secrets.py, test_swarm.py): Postfix's master (root:
+# chroot, setuid to postfix, ports < 1024) and saslauthd run with exactly these.  One
+# more is a privilege the relay does not need; one fewer and the relay does not start.
+NEEDED_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "NET_BIND_SERVICE",
+                       "SETGID", "SETUID", "SYS_CHROOT"]
+
+
+def test_stack_and_chart_grant_exactly_the_needed_capabilities(tmp_path: Path) -> None:
+    from relaykit.chart.render import values
+    from relaykit.stack.compose import stack_document
+    from relaykit.stack.deployment import helm_settings, stack_settings
+
+    p = load_profile("roaming").profile
+    relay = stack_document(p, stack_settings(p))["services"]["relay"]
+    assert (relay["cap_drop"], sorted(relay["cap_add"])) == (["ALL"], NEEDED_CAPABILITIES)
+    caps = values(p, helm_settings(p))["securityContext"]["capabilities"]
+    assert (caps["drop"], sorted(caps["add"])) == (["ALL"], NEEDED_CAPABILITIES)

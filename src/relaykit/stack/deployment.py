@@ -56,12 +56,12 @@ class Backend(StrEnum):
 
 @dataclass(frozen=True)
 class SecretFile:
-    """One file of the runtime contract, read from SECRETS_DIR at every start."""
+    """One file of the runtime contract, read from SECRETS_DIR at every start.  Every one
+    is required: the image refuses to start (or serves no AUTH) without it."""
 
     key: str  # file name under /run/secrets, and the key in a Kubernetes Secret
     what: str
     private: bool  # 0400 instead of 0444
-    required: bool  # the image refuses to start (or serves no AUTH) without it
 
 
 def runtime_secrets(p: Profile) -> tuple[SecretFile, ...]:
@@ -69,13 +69,13 @@ def runtime_secrets(p: Profile) -> tuple[SecretFile, ...]:
     files: list[SecretFile] = []
     if p.sasl is not None:
         files.append(SecretFile(_key(p.sasl.users_file), "SASL users, user[@realm]:password "
-                                "per line", private=True, required=True))
+                                "per line", private=True))
     if p.tls.managed:
-        files.append(SecretFile("tls.crt", "TLS certificate chain (PEM)", False, True))
-        files.append(SecretFile("tls.key", "TLS private key (PEM)", True, True))
+        files.append(SecretFile("tls.crt", "TLS certificate chain (PEM)", private=False))
+        files.append(SecretFile("tls.key", "TLS private key (PEM)", private=True))
     if p.outbound.sasl:
         files.append(SecretFile(_key(p.outbound.credentials_file), "smarthost credentials, "
-                                "Postfix sasl_passwd format", private=True, required=True))
+                                "Postfix sasl_passwd format", private=True))
     return tuple(files)
 
 
@@ -92,10 +92,12 @@ def public_listeners(p: Profile) -> tuple[Listener, ...]:
 
 
 def _is_loopback(address: str) -> bool:
+    """The schema's pattern lets no name (`localhost`) through, only what looks like an
+    address; one that does not parse is no loopback (policy refuses it: bad-address)."""
     try:
         return ipaddress.ip_address(address).is_loopback
     except ValueError:
-        return address == "localhost"
+        return False
 
 
 def image_ref(p: Profile) -> str:
