@@ -233,3 +233,13 @@ def test_chart_versions_are_semver() -> None:
 def test_port_names_fit_kubernetes() -> None:
     long = Listener("submission-internal", 10587, None, TlsMode("starttls"), True, None, None)
     assert port_name(long) == "smtp-10587"
+
+
+def test_no_service_mesh_sidecar_is_injected(chart: Path) -> None:
+    """A mesh sidecar proxies every client to the relay from loopback, which mynetworks
+    trusts: an open relay.  The pod opts out of Istio's and Linkerd's injection, whether
+    the namespace enables it by label or by annotation."""
+    pod = render(chart)["StatefulSet"]["spec"]["template"]["metadata"]
+    assert pod["labels"]["sidecar.istio.io/inject"] == "false"
+    assert pod["annotations"]["sidecar.istio.io/inject"] == "false"
+    assert pod["annotations"]["linkerd.io/inject"] == "disabled"
