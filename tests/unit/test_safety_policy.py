@@ -598,3 +598,71 @@ def test_a_document_changed_between_runs_is_judged_anew(
     doc["restrictions"]["relay"] = ["reject_unauth_destination"]
     assert "open-relay" not in [f.code for f in policy.run(doc)]
     assert policy._current == []  # nothing kept once run returns
+
+
+# --- mynetworks: IPv4 clients behind IPv6 prefixes ---------------------------------------
+# Part of 10.0.0.0/8 written through each IPv6 prefix that carries IPv4 addresses (the
+# RFCs' layouts, written out here), with how many IPv4 addresses it stands for.
+IPV4_BEHIND_IPV6 = [
+    ("[::ffff:a00:0]/104", 2 ** 24),  # IPv4-mapped ::ffff:0:0/96 (RFC 4291 2.5.5.2)
+    ("[::ffff:0:a00:0]/104", 2 ** 24),  # IPv4-translated ::ffff:0:0:0/96 (RFC 2765 2.1)
+    ("[::a00:0]/104", 2 ** 24),  # IPv4-compatible ::/96 (RFC 4291 2.5.5.1)
+    ("[64:ff9b::a00:0]/104", 2 ** 24),  # NAT64 well-known 64:ff9b::/96 (RFC 6052 2.1)
+    ("[2002:a00::]/32", 2 ** 16),  # 6to4 2002:V4ADDR::/48 (RFC 3056 2): 10.0.0.0/16
+]
+
+
+def relay_errors(found: list[Diagnostic]) -> list[Diagnostic]:
+    return [d for d in found if d.code == "open-relay" and d.level is Level.ERROR]
+
+
+@pytest.mark.parametrize(("net", "size"), IPV4_BEHIND_IPV6)
+def test_ipv4_behind_ipv6_adds_to_the_ipv4_count(tmp_path: Path, net: str, size: int) -> None:
+    """Part of 10/8 through IPv6 plus 11/8: over the limit, by exactly that part."""
+    found = relay_errors(diagnostics(tmp_path, SATELLITE + f"postfix:\n  mynetworks: "
+                                     f"['{net}', 11.0.0.0/8]\n"))
+    assert [d.path for d in found] == [".postfix.mynetworks"], [d.format() for d in found]
+    assert f"mynetworks trusts {2 ** 24 + size} IPv4 addresses in all" in found[0].message
+
+
+@pytest.mark.parametrize(("net", "size"), IPV4_BEHIND_IPV6)
+def test_ipv4_behind_ipv6_is_the_same_network(tmp_path: Path, net: str, size: int) -> None:
+    """Part of 10/8 through IPv6 plus 10/8 itself: one /8, at the limit, valid."""
+    found = diagnostics(tmp_path, SATELLITE + f"postfix:\n  mynetworks: ['{net}', "
+                        "10.0.0.0/8]\n")
+    assert [d.format() for d in found if d.level is Level.ERROR] == []
+
+
+@pytest.mark.parametrize("net", ["[::ffff:c000:200]/120", "[::ffff:0:c000:200]/120",
+                                 "[::c000:200]/120", "[64:ff9b::c000:200]/120",
+                                 "[2002:c000:200::]/48", "[2002:c000:200::]/64"])
+def test_narrow_ipv4_behind_ipv6_validates(tmp_path: Path, net: str) -> None:
+    """192.0.2.0/24 (a /48 or longer of 6to4 is the one host 192.0.2.0): legitimate."""
+    found = diagnostics(tmp_path, SATELLITE + f"postfix:\n  mynetworks: ['{net}']\n")
+    assert [d.format() for d in found if d.level is Level.ERROR] == []
+
+
+@pytest.mark.parametrize(("net", "counted"), [
+    ("[::]/128", False), ("[::1]/128", False),  # unspecified, the relay's own loopback
+    ("[::2]/128", True),  # IPv4-compatible 0.0.0.2: an IPv4 client
+])
+def test_ipv6_loopback_is_no_ipv4_client(tmp_path: Path, net: str, counted: bool) -> None:
+    found = diagnostics(tmp_path, SATELLITE + f"postfix:\n  mynetworks: ['{net}', "
+                        "10.0.0.0/8]\n")
+    assert bool(relay_errors(found)) is counted, [d.format() for d in found]
+
+
+@pytest.mark.parametrize(("net", "named"), [
+    ("[2001::1]/128", "Teredo (RFC 4380) 2001::/32"),
+    ("[2001::]/32", "Teredo (RFC 4380) 2001::/32"),
+    ("[64:ff9b:1::c633:6402]/128", "NAT64 local-use prefix (RFC 8215) 64:ff9b:1::/48"),
+    ("[64:ff9b::]/32", "NAT64 local-use prefix (RFC 8215) 64:ff9b:1::/48"),
+])
+def test_unbounded_ipv4_prefixes_are_refused_by_name(tmp_path: Path, net: str,
+                                                     named: str) -> None:
+    found = relay_errors(diagnostics(tmp_path, SATELLITE + f"postfix:\n  mynetworks: "
+                                     f"['{net}']\n"))
+    assert [d.path for d in found] == [".postfix.mynetworks[0]"], [d.format() for d in found]
+    assert f"mynetworks {net} would trust all of IPv4: " in found[0].message
+    assert f"overlaps the {named}: any IPv4 host can appear there" in found[0].message
+    assert found[0].hint == "list the IPv4 networks themselves, e.g. 192.0.2.0/24"
