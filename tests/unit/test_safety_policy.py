@@ -666,3 +666,45 @@ def test_unbounded_ipv4_prefixes_are_refused_by_name(tmp_path: Path, net: str,
     assert f"mynetworks {net} would trust all of IPv4: " in found[0].message
     assert f"overlaps the {named}: any IPv4 host can appear there" in found[0].message
     assert found[0].hint == "list the IPv4 networks themselves, e.g. 192.0.2.0/24"
+
+
+# --- addresses Postfix binds: parsed, not just shaped -------------------------------------
+
+ADDRESS_HINT = "write an IPv4 address like 192.0.2.1 or an IPv6 address like 2001:db8::1"
+
+
+@pytest.mark.parametrize("bad", ["999.1.1.1", "::::", "1:2:3:4:5:6:7:8:9"])
+def test_inet_interfaces_must_be_addresses(tmp_path: Path, bad: str) -> None:
+    """Postfix stops at start (exit 75) on an address it cannot bind; judged after a
+    valid entry too."""
+    found = diagnostics(tmp_path, ROAMING + f"postfix:\n  inet_interfaces: [all, '{bad}']\n")
+    hits = [d for d in found if d.code == "bad-address"]
+    assert [(d.path, d.level) for d in hits] == [(".postfix.inet_interfaces[1]", Level.ERROR)]
+    assert hits[0].message.startswith(f"{bad!r} is not `all`, `loopback-only` or an IP "
+                                      "address: ")
+    assert hits[0].message != f"{bad!r} is not `all`, `loopback-only` or an IP address: "
+    assert hits[0].hint == ADDRESS_HINT
+
+
+@pytest.mark.parametrize("good", ["all", "loopback-only", "192.0.2.1", "2001:db8::1", "::1"])
+def test_inet_interfaces_words_and_addresses_validate(tmp_path: Path, good: str) -> None:
+    found = diagnostics(tmp_path, ROAMING + f"postfix:\n  inet_interfaces: ['{good}']\n")
+    assert [d.format() for d in found if d.code == "bad-address"] == []
+
+
+@pytest.mark.parametrize(("address", "bad"), [
+    ("999.0.0.1", True), (":", True), ("1:2:3:4:5:6:7:8:9", True), ("192.0.2.1", False),
+    ("2001:db8::1", False),
+])
+def test_listener_address_must_be_an_address(tmp_path: Path, address: str, bad: bool) -> None:
+    found = diagnostics(tmp_path, ROAMING + "listeners:\n"
+                        "  - {name: smtp, port: 25, tls: starttls, auth: false}\n"
+                        "  - {name: submission, port: 587, tls: starttls-required, auth: true,"
+                        f" address: '{address}'}}\n")
+    hits = [d for d in found if d.code == "bad-address"]
+    assert [d.path for d in hits] == ([".listeners[1].address"] if bad else []), \
+        [d.format() for d in found]
+    if bad:
+        assert hits[0].level is Level.ERROR and hits[0].hint == ADDRESS_HINT
+        assert hits[0].message.startswith(f"{address!r} is not an IP address: ")
+        assert hits[0].message != f"{address!r} is not an IP address: "
