@@ -708,3 +708,16 @@ def test_listener_address_must_be_an_address(tmp_path: Path, address: str, bad: 
         assert hits[0].level is Level.ERROR and hits[0].hint == ADDRESS_HINT
         assert hits[0].message.startswith(f"{address!r} is not an IP address: ")
         assert hits[0].message != f"{address!r} is not an IP address: "
+
+
+@pytest.mark.parametrize(("net", "warned"), [
+    ("[::ffff:808:0]/112", True),  # IPv4-mapped 8.8.0.0/16
+    ("[64:ff9b::808:0]/112", True),  # NAT64 8.8.0.0/16
+    ("[2002:808::]/32", True),  # 6to4 8.8.0.0/16
+    ("[::ffff:808:800]/120", False),  # IPv4-mapped 8.8.8.0/24
+])
+def test_wide_public_ipv4_behind_ipv6_warns(tmp_path: Path, net: str, warned: bool) -> None:
+    """The IPv6 entry itself is narrow or not global; the public IPv4 it stands for is
+    wide: warned as if written in IPv4."""
+    found = diagnostics(tmp_path, SATELLITE + f"postfix:\n  mynetworks: ['{net}']\n")
+    assert (("wide-mynetworks", ".postfix.mynetworks[0]") in warnings(found)) is warned
