@@ -721,3 +721,56 @@ def test_wide_public_ipv4_behind_ipv6_warns(tmp_path: Path, net: str, warned: bo
     wide: warned as if written in IPv4."""
     found = diagnostics(tmp_path, SATELLITE + f"postfix:\n  mynetworks: ['{net}']\n")
     assert (("wide-mynetworks", ".postfix.mynetworks[0]") in warnings(found)) is warned
+
+
+# --- characters that end, split or disguise a line -----------------------------------------
+# Each with its Unicode name, or its category where Unicode names none (UnicodeData.txt).
+HIDDEN_CHARACTERS = [
+    ("\x00", "U+0000 Cc"), ("\t", "U+0009 Cc"), ("\n", "U+000A Cc"), ("\x85", "U+0085 Cc"),
+    ("\u200b", "U+200B ZERO WIDTH SPACE"), ("\u202e", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+    ("\ufeff", "U+FEFF ZERO WIDTH NO-BREAK SPACE"), ("\ue000", "U+E000 Co"),
+    ("\ud800", "U+D800 Cs"), ("\u0378", "U+0378 Cn"), ("\u2028", "U+2028 LINE SEPARATOR"),
+    ("\u2029", "U+2029 PARAGRAPH SEPARATOR"), ("\u00a0", "U+00A0 NO-BREAK SPACE"),
+    ("\u3000", "U+3000 IDEOGRAPHIC SPACE"), ("\u1680", "U+1680 OGHAM SPACE MARK"),
+]
+
+
+def _description_findings(text: str) -> list[Any]:
+    from relaykit.profile import policy
+
+    doc = _roaming_doc(["permit_mynetworks", "permit_sasl_authenticated",
+                        "reject_unauth_destination"])
+    doc["description"] = text
+    return [f for f in policy.run(doc) if f.code == "control-character"]
+
+
+@pytest.mark.parametrize(("char", "named"), HIDDEN_CHARACTERS)
+def test_hidden_characters_are_refused_by_name(char: str, named: str) -> None:
+    found = _description_findings(f"relay{char}x")
+    assert [(f.path, f.level) for f in found] == [(("description",), Level.ERROR)]
+    assert f"({named}) in {'relay' + char + 'x'!r}: it would end, split or disguise the " \
+           "line in the rendered files" in found[0].message
+    assert found[0].message.startswith("control, invisible or non-space white-space "
+                                       "character (")
+    assert "plain spaces only" in found[0].hint
+
+
+@pytest.mark.parametrize("text", ["relais é ü", "中继", "relay → smarthost", "a b", "~!"])
+def test_visible_characters_and_plain_spaces_validate(text: str) -> None:
+    assert _description_findings(text) == []
+
+
+@pytest.mark.parametrize(("length", "shown"), [
+    (60, None),  # 60 characters: shown whole
+    (61, 57),  # longer: the first 57 and "..."
+])
+def test_long_values_are_shown_cut(length: int, shown: int | None) -> None:
+    text = "x" * (length - 1) + "\u200b"
+    found = _description_findings(text)
+    expected = repr(text) if shown is None else repr(text[:shown] + "...")
+    assert f") in {expected}: " in found[0].message
+
+
+def test_the_first_hidden_character_of_a_value_is_named() -> None:
+    found = _description_findings("a\u00e9b\u200bc\u202ed")
+    assert "(U+200B ZERO WIDTH SPACE)" in found[0].message
