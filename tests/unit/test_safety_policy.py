@@ -774,3 +774,12 @@ def test_long_values_are_shown_cut(length: int, shown: int | None) -> None:
 def test_the_first_hidden_character_of_a_value_is_named() -> None:
     found = _description_findings("a\u00e9b\u200bc\u202ed")
     assert "(U+200B ZERO WIDTH SPACE)" in found[0].message
+
+
+def test_validation_judges_the_declared_deployment(tmp_path: Path) -> None:
+    """A published Helm relay trusting the cluster's networks relays for every pod:
+    `validate` refuses it, not only `build --format helm` (deployment checks are
+    registered with the policy's own)."""
+    found = diagnostics(tmp_path, ROAMING + "postfix:\n  mynetworks: [10.0.0.0/8]\n"
+                        "outputs: {helm: {service_type: LoadBalancer}}\n")
+    assert ("cluster-relay", ".postfix.mynetworks[0]") in errors(found)
