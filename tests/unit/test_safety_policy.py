@@ -598,3 +598,188 @@ def test_a_document_changed_between_runs_is_judged_anew(
     doc["restrictions"]["relay"] = ["reject_unauth_destination"]
     assert "open-relay" not in [f.code for f in policy.run(doc)]
     assert policy._current == []  # nothing kept once run returns
+
+
+# --- mynetworks: IPv4 clients behind IPv6 prefixes ---------------------------------------
+# Part of 10.0.0.0/8 written through each IPv6 prefix that carries IPv4 addresses (the
+# RFCs' layouts, written out here), with how many IPv4 addresses it stands for.
+IPV4_BEHIND_IPV6 = [
+    ("[::ffff:a00:0]/104", 2 ** 24),  # IPv4-mapped ::ffff:0:0/96 (RFC 4291 2.5.5.2)
+    ("[::ffff:0:a00:0]/104", 2 ** 24),  # IPv4-translated ::ffff:0:0:0/96 (RFC 2765 2.1)
+    ("[::a00:0]/104", 2 ** 24),  # IPv4-compatible ::/96 (RFC 4291 2.5.5.1)
+    ("[64:ff9b::a00:0]/104", 2 ** 24),  # NAT64 well-known 64:ff9b::/96 (RFC 6052 2.1)
+    ("[2002:a00::]/32", 2 ** 16),  # 6to4 2002:V4ADDR::/48 (RFC 3056 2): 10.0.0.0/16
+]
+
+
+def relay_errors(found: list[Diagnostic]) -> list[Diagnostic]:
+    return [d for d in found if d.code == "open-relay" and d.level is Level.ERROR]
+
+
+@pytest.mark.parametrize(("net", "size"), IPV4_BEHIND_IPV6)
+def test_ipv4_behind_ipv6_adds_to_the_ipv4_count(tmp_path: Path, net: str, size: int) -> None:
+    """Part of 10/8 through IPv6 plus 11/8: over the limit, by exactly that part."""
+    found = relay_errors(diagnostics(tmp_path, SATELLITE + f"postfix:\n  mynetworks: "
+                                     f"['{net}', 11.0.0.0/8]\n"))
+    assert [d.path for d in found] == [".postfix.mynetworks"], [d.format() for d in found]
+    assert f"mynetworks trusts {2 ** 24 + size} IPv4 addresses in all" in found[0].message
+
+
+@pytest.mark.parametrize(("net", "size"), IPV4_BEHIND_IPV6)
+def test_ipv4_behind_ipv6_is_the_same_network(tmp_path: Path, net: str, size: int) -> None:
+    """Part of 10/8 through IPv6 plus 10/8 itself: one /8, at the limit, valid."""
+    found = diagnostics(tmp_path, SATELLITE + f"postfix:\n  mynetworks: ['{net}', "
+                        "10.0.0.0/8]\n")
+    assert [d.format() for d in found if d.level is Level.ERROR] == []
+
+
+@pytest.mark.parametrize("net", ["[::ffff:c000:200]/120", "[::ffff:0:c000:200]/120",
+                                 "[::c000:200]/120", "[64:ff9b::c000:200]/120",
+                                 "[2002:c000:200::]/48", "[2002:c000:200::]/64"])
+def test_narrow_ipv4_behind_ipv6_validates(tmp_path: Path, net: str) -> None:
+    """192.0.2.0/24 (a /48 or longer of 6to4 is the one host 192.0.2.0): legitimate."""
+    found = diagnostics(tmp_path, SATELLITE + f"postfix:\n  mynetworks: ['{net}']\n")
+    assert [d.format() for d in found if d.level is Level.ERROR] == []
+
+
+@pytest.mark.parametrize(("net", "counted"), [
+    ("[::]/128", False), ("[::1]/128", False),  # unspecified, the relay's own loopback
+    ("[::2]/128", True),  # IPv4-compatible 0.0.0.2: an IPv4 client
+])
+def test_ipv6_loopback_is_no_ipv4_client(tmp_path: Path, net: str, counted: bool) -> None:
+    found = diagnostics(tmp_path, SATELLITE + f"postfix:\n  mynetworks: ['{net}', "
+                        "10.0.0.0/8]\n")
+    assert bool(relay_errors(found)) is counted, [d.format() for d in found]
+
+
+@pytest.mark.parametrize(("net", "named"), [
+    ("[2001::1]/128", "Teredo (RFC 4380) 2001::/32"),
+    ("[2001::]/32", "Teredo (RFC 4380) 2001::/32"),
+    ("[64:ff9b:1::c633:6402]/128", "NAT64 local-use prefix (RFC 8215) 64:ff9b:1::/48"),
+    ("[64:ff9b::]/32", "NAT64 local-use prefix (RFC 8215) 64:ff9b:1::/48"),
+])
+def test_unbounded_ipv4_prefixes_are_refused_by_name(tmp_path: Path, net: str,
+                                                     named: str) -> None:
+    found = relay_errors(diagnostics(tmp_path, SATELLITE + f"postfix:\n  mynetworks: "
+                                     f"['{net}']\n"))
+    assert [d.path for d in found] == [".postfix.mynetworks[0]"], [d.format() for d in found]
+    assert f"mynetworks {net} would trust all of IPv4: " in found[0].message
+    assert f"overlaps the {named}: any IPv4 host can appear there" in found[0].message
+    assert found[0].hint == "list the IPv4 networks themselves, e.g. 192.0.2.0/24"
+
+
+# --- addresses Postfix binds: parsed, not just shaped -------------------------------------
+
+ADDRESS_HINT = "write an IPv4 address like 192.0.2.1 or an IPv6 address like 2001:db8::1"
+
+
+@pytest.mark.parametrize("bad", ["999.1.1.1", "::::", "1:2:3:4:5:6:7:8:9"])
+def test_inet_interfaces_must_be_addresses(tmp_path: Path, bad: str) -> None:
+    """Postfix stops at start (exit 75) on an address it cannot bind; judged after a
+    valid entry too."""
+    found = diagnostics(tmp_path, ROAMING + f"postfix:\n  inet_interfaces: [all, '{bad}']\n")
+    hits = [d for d in found if d.code == "bad-address"]
+    assert [(d.path, d.level) for d in hits] == [(".postfix.inet_interfaces[1]", Level.ERROR)]
+    assert hits[0].message.startswith(f"{bad!r} is not `all`, `loopback-only` or an IP "
+                                      "address: ")
+    assert hits[0].message != f"{bad!r} is not `all`, `loopback-only` or an IP address: "
+    assert hits[0].hint == ADDRESS_HINT
+
+
+@pytest.mark.parametrize("good", ["all", "loopback-only", "192.0.2.1", "2001:db8::1", "::1"])
+def test_inet_interfaces_words_and_addresses_validate(tmp_path: Path, good: str) -> None:
+    found = diagnostics(tmp_path, ROAMING + f"postfix:\n  inet_interfaces: ['{good}']\n")
+    assert [d.format() for d in found if d.code == "bad-address"] == []
+
+
+@pytest.mark.parametrize(("address", "bad"), [
+    ("999.0.0.1", True), (":", True), ("1:2:3:4:5:6:7:8:9", True), ("192.0.2.1", False),
+    ("2001:db8::1", False),
+])
+def test_listener_address_must_be_an_address(tmp_path: Path, address: str, bad: bool) -> None:
+    found = diagnostics(tmp_path, ROAMING + "listeners:\n"
+                        "  - {name: smtp, port: 25, tls: starttls, auth: false}\n"
+                        "  - {name: submission, port: 587, tls: starttls-required, auth: true,"
+                        f" address: '{address}'}}\n")
+    hits = [d for d in found if d.code == "bad-address"]
+    assert [d.path for d in hits] == ([".listeners[1].address"] if bad else []), \
+        [d.format() for d in found]
+    if bad:
+        assert hits[0].level is Level.ERROR and hits[0].hint == ADDRESS_HINT
+        assert hits[0].message.startswith(f"{address!r} is not an IP address: ")
+        assert hits[0].message != f"{address!r} is not an IP address: "
+
+
+@pytest.mark.parametrize(("net", "warned"), [
+    ("[::ffff:808:0]/112", True),  # IPv4-mapped 8.8.0.0/16
+    ("[64:ff9b::808:0]/112", True),  # NAT64 8.8.0.0/16
+    ("[2002:808::]/32", True),  # 6to4 8.8.0.0/16
+    ("[::ffff:808:800]/120", False),  # IPv4-mapped 8.8.8.0/24
+])
+def test_wide_public_ipv4_behind_ipv6_warns(tmp_path: Path, net: str, warned: bool) -> None:
+    """The IPv6 entry itself is narrow or not global; the public IPv4 it stands for is
+    wide: warned as if written in IPv4."""
+    found = diagnostics(tmp_path, SATELLITE + f"postfix:\n  mynetworks: ['{net}']\n")
+    assert (("wide-mynetworks", ".postfix.mynetworks[0]") in warnings(found)) is warned
+
+
+# --- characters that end, split or disguise a line -----------------------------------------
+# Each with its Unicode name, or its category where Unicode names none (UnicodeData.txt).
+HIDDEN_CHARACTERS = [
+    ("\x00", "U+0000 Cc"), ("\t", "U+0009 Cc"), ("\n", "U+000A Cc"), ("\x85", "U+0085 Cc"),
+    ("\u200b", "U+200B ZERO WIDTH SPACE"), ("\u202e", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+    ("\ufeff", "U+FEFF ZERO WIDTH NO-BREAK SPACE"), ("\ue000", "U+E000 Co"),
+    ("\ud800", "U+D800 Cs"), ("\u0378", "U+0378 Cn"), ("\u2028", "U+2028 LINE SEPARATOR"),
+    ("\u2029", "U+2029 PARAGRAPH SEPARATOR"), ("\u00a0", "U+00A0 NO-BREAK SPACE"),
+    ("\u3000", "U+3000 IDEOGRAPHIC SPACE"), ("\u1680", "U+1680 OGHAM SPACE MARK"),
+]
+
+
+def _description_findings(text: str) -> list[Any]:
+    from relaykit.profile import policy
+
+    doc = _roaming_doc(["permit_mynetworks", "permit_sasl_authenticated",
+                        "reject_unauth_destination"])
+    doc["description"] = text
+    return [f for f in policy.run(doc) if f.code == "control-character"]
+
+
+@pytest.mark.parametrize(("char", "named"), HIDDEN_CHARACTERS)
+def test_hidden_characters_are_refused_by_name(char: str, named: str) -> None:
+    found = _description_findings(f"relay{char}x")
+    assert [(f.path, f.level) for f in found] == [(("description",), Level.ERROR)]
+    assert f"({named}) in {'relay' + char + 'x'!r}: it would end, split or disguise the " \
+           "line in the rendered files" in found[0].message
+    assert found[0].message.startswith("control, invisible or non-space white-space "
+                                       "character (")
+    assert "plain spaces only" in found[0].hint
+
+
+@pytest.mark.parametrize("text", ["relais é ü", "中继", "relay → smarthost", "a b", "~!"])
+def test_visible_characters_and_plain_spaces_validate(text: str) -> None:
+    assert _description_findings(text) == []
+
+
+@pytest.mark.parametrize(("length", "shown"), [
+    (60, None),  # 60 characters: shown whole
+    (61, 57),  # longer: the first 57 and "..."
+])
+def test_long_values_are_shown_cut(length: int, shown: int | None) -> None:
+    text = "x" * (length - 1) + "\u200b"
+    found = _description_findings(text)
+    expected = repr(text) if shown is None else repr(text[:shown] + "...")
+    assert f") in {expected}: " in found[0].message
+
+
+def test_the_first_hidden_character_of_a_value_is_named() -> None:
+    found = _description_findings("a\u00e9b\u200bc\u202ed")
+    assert "(U+200B ZERO WIDTH SPACE)" in found[0].message
+
+
+def test_validation_judges_the_declared_deployment(tmp_path: Path) -> None:
+    """A published Helm relay trusting the cluster's networks relays for every pod:
+    `validate` refuses it, not only `build --format helm` (deployment checks are
+    registered with the policy's own)."""
+    found = diagnostics(tmp_path, ROAMING + "postfix:\n  mynetworks: [10.0.0.0/8]\n"
+                        "outputs: {helm: {service_type: LoadBalancer}}\n")
+    assert ("cluster-relay", ".postfix.mynetworks[0]") in errors(found)
