@@ -190,11 +190,21 @@ def test_a_profile_without_a_relay_list_gets_a_5xx_one(tmp_path: Path) -> None:
 
 COMMON = ROOT / "rootfs" / "usr" / "lib" / "relaykit" / "common.sh"
 POSTINST = ROOT / "src" / "relaykit" / "deb" / "scripts" / "postinst"
+ENTRYPOINT = ROOT / "rootfs" / "usr" / "lib" / "relaykit" / "entrypoint"
 # Owners need root; modes do not.  The scripts' chown and `install -o/-g` are replaced
 # by no-ops so that the modes they set are tested as any user.
 NO_OWNERS = ('chown() { :; }; install() { local a=(); while [ $# -gt 0 ]; do '
              'case $1 in -o|-g) shift 2 ;; *) a+=("$1"); shift ;; esac; done; '
              'command install "${a[@]}"; }; ')
+
+
+def shell_function(path: Path, name: str) -> str:
+    """One function of a script that runs its main on load, as text to eval."""
+    text = path.read_text()
+    start = text.index(f"\n{name}() {{\n") + 1
+    return text[start:text.index("\n}\n", start) + 3]
+
+
 needs_sasl_tools = pytest.mark.skipif(
     shutil.which("saslpasswd2") is None or shutil.which("postmap") is None,
     reason="needs sasl2-bin and postfix")
@@ -247,9 +257,7 @@ def test_sasldb_and_its_chroot_copy_are_not_world_readable(tmp_path: Path) -> No
 def test_package_keeps_smarthost_credentials_root_only(tmp_path: Path) -> None:
     """The postinst's build_maps, run on a copy of /etc/postfix: an admin's sasl_passwd
     left 0644 is made 0600, and so is the map postmap builds from it."""
-    text = POSTINST.read_text()
-    start = text.index("\nbuild_maps() {\n") + 1
-    body = text[start:text.index("\n}\n", start) + 3]
+    body = shell_function(POSTINST, "build_maps")
     etc = tmp_path / "etc-postfix"
     etc.mkdir()
     (etc / "main.cf").write_text("")
@@ -263,3 +271,26 @@ def test_package_keeps_smarthost_credentials_root_only(tmp_path: Path) -> None:
                          env={"MAIL_CONFIG": str(etc), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
     assert out.returncode == 0, out.stderr
     assert (mode(secret), mode(etc / "sasl_passwd.db")) == ("0o600", "0o600")
+
+
+@pytest.mark.parametrize("from_secrets", [True, False], ids=["secrets", "self-signed"])
+def test_image_tls_pair_holding_the_key_is_root_only(tmp_path: Path, from_secrets: bool) -> None:
+    """The pair smtpd reads (key first) is written 0600 whatever the umask, whether the
+    key came from /run/secrets or was made at start."""
+    secrets, run = tmp_path / "secrets", tmp_path / "run"
+    secrets.mkdir()
+    (run / "tls").mkdir(parents=True)
+    if from_secrets:
+        (secrets / "tls.key").write_text("-----BEGIN PRIVATE KEY-----\n")
+        (secrets / "tls.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+    # Stand-ins: the pair check and openssl's key generation are not under test here.
+    fakes = ('check_pair() { :; }; openssl() { while [ $# -gt 0 ]; do case $1 in '
+             '-keyout|-out) printf "pem\\n" > "$2"; shift 2 ;; *) shift ;; esac; done; }; ')
+    out = common_sh(tmp_path, f"{fakes}{shell_function(ENTRYPOINT, 'install_tls_pair')}"
+                              f"SECRETS={secrets}; RUN={run}; RELAYKIT_TLS_MANAGED=yes; "
+                              "myhostname=relay.example.org; install_tls_pair",
+                    RELAYKIT_SASLDB="/nonexistent", RELAYKIT_CHROOT_SASLDB="/nonexistent")
+    assert out.returncode == 0, out.stderr
+    pair = run / "tls" / "pair.pem"
+    assert pair.read_text().startswith(("-----BEGIN PRIVATE KEY", "pem"))
+    assert mode(pair) == "0o600"
