@@ -294,3 +294,18 @@ def test_image_tls_pair_holding_the_key_is_root_only(tmp_path: Path, from_secret
     pair = run / "tls" / "pair.pem"
     assert pair.read_text().startswith(("-----BEGIN PRIVATE KEY", "pem"))
     assert mode(pair) == "0o600"
+
+
+def test_image_saslauthd_socket_dir_admits_only_its_group(tmp_path: Path) -> None:
+    """saslauthd answers "is this password right?" for anyone who reaches its socket,
+    without smtpd's AUTH rate limits: the directory in the spool is 0710."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    socket = spool / "var" / "run" / "saslauthd" / "mux"
+    out = common_sh(tmp_path, f"{shell_function(ENTRYPOINT, 'prepare_spool')}"
+                              f"SPOOL={spool}; prepare_spool",
+                    RELAYKIT_SASLDB="/nonexistent", RELAYKIT_SASL_BACKEND="saslauthd",
+                    RELAYKIT_CHROOT_SASLDB=str(spool / "etc" / "sasldb2"),
+                    RELAYKIT_SASLAUTHD_SOCKET=str(socket))
+    assert out.returncode == 0, out.stderr
+    assert mode(socket.parent) == "0o710"
