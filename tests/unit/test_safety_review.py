@@ -119,7 +119,8 @@ def postconf_read(tmp_path: Path, r: Rendered) -> tuple[dict[str, str], dict[str
     conf.mkdir()
     (conf / "main.cf").write_text(r.tree.text("/etc/postfix/main.cf"))
     (conf / "master.cf").write_text(r.tree.text("/etc/postfix/master.cf"))
-    names = ["smtpd_relay_restrictions", "smtpd_recipient_restrictions"]
+    names = ["smtpd_relay_restrictions", "smtpd_recipient_restrictions",
+             "smtpd_sasl_auth_enable", "smtpd_tls_auth_only", "smtpd_tls_security_level"]
     out = subprocess.run(["postconf", "-c", str(conf), "-x", *names], capture_output=True,
                          text=True, check=True).stdout
     main: dict[str, str] = {}
@@ -145,13 +146,12 @@ def split(value: str) -> list[str]:
     return [w.strip() for w in value.split(",") if w.strip()]
 
 
-RELAY_PROFILES = ["roaming", "satellite", "gazette-2007", NO_RELAY_LIST, PER_LISTENER]
+PROFILES = {"roaming": "roaming", "satellite": "satellite", "gazette-2007": "gazette-2007",
+            "no-relay-list": NO_RELAY_LIST, "per-listener": PER_LISTENER}
 
 
 @needs_postconf
-@pytest.mark.parametrize("source", RELAY_PROFILES,
-                         ids=["roaming", "satellite", "gazette-2007", "no-relay-list",
-                              "per-listener"])
+@pytest.mark.parametrize("source", PROFILES.values(), ids=PROFILES.keys())
 def test_every_listener_refuses_the_attacker_and_relays_for_users(tmp_path: Path,
                                                                   source: str) -> None:
     """On every smtpd listener, as `postconf` reads main.cf and master.cf: the attacker
@@ -166,6 +166,29 @@ def test_every_listener_refuses_the_attacker_and_relays_for_users(tmp_path: Path
         assert outcome(stages, ATTACKER) == "5xx", (service, stages)
         if overrides.get("smtpd_sasl_auth_enable") == "yes":
             assert outcome(stages, AUTHENTICATED) == "OK", (service, stages)
+
+
+# Which smtpd services offer AUTH, and whether AUTH waits for TLS (smtpd_tls_auth_only),
+# as each profile's text says (listeners[].auth, sasl.auth_only_over_tls).
+AUTH_SERVICES = {"roaming": ({"submission", "submissions"}, "yes"),
+                 "satellite": (set(), "no"),
+                 "gazette-2007": ({"smtp"}, "no"),
+                 "no-relay-list": ({"submission"}, "yes"),
+                 "per-listener": ({"submission", "192.0.2.10:submissions", "2525"}, "yes")}
+
+
+@needs_postconf
+@pytest.mark.parametrize("name", PROFILES)
+def test_auth_is_offered_only_where_the_profile_says(tmp_path: Path, name: str) -> None:
+    """AUTH off in main.cf (a service the package did not write, e.g. the admin's own
+    smtp, must not offer it), on exactly on the profile's AUTH listeners, and held back
+    until TLS where the profile asks for it."""
+    main, services = postconf_read(tmp_path, rendered(tmp_path, PROFILES[name]))
+    auth, auth_only = AUTH_SERVICES[name]
+    assert main["smtpd_sasl_auth_enable"] == "no"
+    assert {s for s, o in services.items()
+            if o.get("smtpd_sasl_auth_enable", main["smtpd_sasl_auth_enable"]) == "yes"} == auth
+    assert main["smtpd_tls_auth_only"] == auth_only
 
 
 @needs_postconf
