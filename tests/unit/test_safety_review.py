@@ -209,6 +209,63 @@ def test_a_profile_without_a_relay_list_gets_a_5xx_one(tmp_path: Path) -> None:
         "permit_mynetworks", "permit_sasl_authenticated", "reject_unauth_destination"]
 
 
+
+# --- sender binding after AUTH, as Postfix reads it -------------------------------------
+
+def postconf_values(tmp_path: Path, r: Rendered, *names: str) -> dict[str, str]:
+    conf = tmp_path / "postfix-values"
+    conf.mkdir(exist_ok=True)
+    (conf / "main.cf").write_text(r.tree.text("/etc/postfix/main.cf"))
+    out = subprocess.run(["postconf", "-c", str(conf), "-x", *names], capture_output=True,
+                         text=True, check=True).stdout
+    return {k: v.strip() for k, _, v in (line.partition(" =") for line in out.splitlines())}
+
+
+@needs_postconf
+@pytest.mark.skipif(shutil.which("postmap") is None, reason="needs Postfix's postmap")
+@pytest.mark.parametrize("sender,owners", [
+    ("alice@example.org", "alice@example.org, alice"),
+    # Look-alike domains anybody can register: owned by nobody but their own login.
+    ("alice@exampleXorg", "alice@exampleXorg"),
+    ("alice@example-org", "alice@example-org"),
+    ("alice@example.org.evil.example", "alice@example.org.evil.example"),
+])
+def test_sender_login_map_gives_no_user_a_look_alike_domain(tmp_path: Path, sender: str,
+                                                            owners: str) -> None:
+    """roaming (realm example.org): the bare login `alice` owns alice@example.org, not
+    an address at a domain that only looks like it."""
+    table = postconf_values(tmp_path, rendered(tmp_path, "roaming"),
+                            "smtpd_sender_login_maps")["smtpd_sender_login_maps"]
+    got = subprocess.run(["postmap", "-c", str(tmp_path / "postfix-values"), "-q", sender,
+                          table], capture_output=True, text=True).stdout.strip()
+    assert got == owners
+
+
+@needs_postconf
+@pytest.mark.parametrize("binding,first", [
+    ("reject", ["reject_authenticated_sender_login_mismatch"]),
+    ("warn", ["warn_if_reject", "reject_authenticated_sender_login_mismatch"]),
+    ("any", []),
+])
+def test_auth_listeners_apply_sender_binding_and_refuse_the_null_sender(
+        tmp_path: Path, binding: str, first: list[str]) -> None:
+    """Every AUTH listener's sender restrictions, as postconf resolves the -o override
+    and its restriction class: the binding the profile chose, then MAIL FROM:<> refused
+    (null_sender: reject, the default), then the profile's own sender list."""
+    r = rendered(tmp_path, ROAMING + f"abuse:\n  sender_binding: {binding}\n")
+    _, services = postconf_read(tmp_path, r)
+    assert {s for s, o in services.items() if o.get("smtpd_sasl_auth_enable") == "yes"} == \
+        {"submission", "submissions"}
+    for service, overrides in services.items():
+        name = overrides.get("smtpd_sender_restrictions")
+        assert name is not None, f"{service}: no sender restrictions after AUTH"
+        items = split(postconf_values(tmp_path, r, name)[name])
+        words = " ".join(items).split()
+        assert words[:len(first)] == first, (service, items)
+        null = [i for i in items if i.startswith("check_sender_access inline:")]
+        assert len(null) == 1 and "<> = REJECT" in null[0], (service, items)
+        assert items[-1] == "reject_non_fqdn_sender", (service, items)  # roaming's own
+
 # --- secrets on disk: modes set by the scripts themselves, whatever the umask ----------
 
 COMMON = ROOT / "rootfs" / "usr" / "lib" / "relaykit" / "common.sh"
