@@ -50,17 +50,20 @@ def _unwrap(obj: Any) -> FunctionType | None:
 
 
 def _find_function(module: ModuleType, dotted: str) -> tuple[FunctionType, Any] | None:
-    """The outermost function on the path (its code holds nested functions); the object
-    found in the namespace is returned too, to clear an lru cache."""
+    """The function at the dotted path, and the object found in the namespace (to clear
+    an lru cache).  None for a function nested in another: closures the outer one made
+    before the swap (a decorator's wrapper, made at import) keep the old code, so such a
+    mutant needs a fresh import."""
     scope: Any = module
-    for part in dotted.split("."):
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
         holder = vars(scope) if isinstance(scope, type | ModuleType) else {}
         obj = holder.get(part)
         if obj is None:
             return None
         fn = _unwrap(obj)
         if fn is not None:
-            return fn, obj
+            return (fn, obj) if i == len(parts) - 1 else None
         if not isinstance(obj, type):
             return None
         scope = obj

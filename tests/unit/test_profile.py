@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from relaykit.errors import Level, ProfileError, RelaykitError
-from relaykit.profile.load import deep_merge, load_profile
+from relaykit.profile.load import load_profile
 
 SHIPPED = ["roaming", "satellite", "gazette-2007"]
 
@@ -105,9 +105,23 @@ def test_extends_cycle_is_reported(tmp_path: Path) -> None:
     assert any("extends cycle" in e for e in errors_of(b))
 
 
-def test_deep_merge() -> None:
-    assert deep_merge({"a": {"x": 1, "y": [1]}, "b": 2}, {"a": {"y": [3]}, "c": 4}) == {
-        "a": {"x": 1, "y": [3]}, "b": 2, "c": 4}
+def test_extends_replaces_a_list_and_keeps_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("extends: roaming\nname: t\npostfix:\n  mynetworks: ['[::1]/128']\n")
+    child = load_profile(str(path)).profile
+    roaming = load_profile("roaming").profile
+    assert child.postfix.mynetworks == ("[::1]/128",)  # the list is replaced, not joined
+    assert child.postfix.myhostname == roaming.postfix.myhostname  # the rest is merged
+    assert child.listeners == roaming.listeners
+
+
+def test_a_scalar_over_a_parent_mapping_is_a_schema_error(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("extends: roaming\nname: t\npostfix: plain\n")
+    with pytest.raises(ProfileError) as info:
+        load_profile(str(path))
+    assert [(d.code, d.path, d.line) for d in info.value.diagnostics] == [
+        ("type", ".postfix", 3)]
 
 
 BASE = """\

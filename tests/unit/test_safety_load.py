@@ -376,3 +376,53 @@ def test_the_public_names() -> None:
     exec("from relaykit.profile.load import *", names)
     assert set(names) - {"__builtins__"} == {"LoadedProfile", "Loc", "load_profile", "locate",
                                              "shipped_profiles"}
+
+
+# Floods of separate findings (one unknown-field error above is one jsonschema error
+# spelled out per key): 250 schema errors (one per map entry) and 250 policy errors (one
+# per main_cf parameter) are each cut at 200, with the line that says so.
+FLOODS = {
+    "schema": ("restrictions:\n  maps:\n    m:\n      entries:\n",
+               "        k{i}.example: [1]\n", "type"),
+    "policy": ("postfix:\n  main_cf:\n", "    zz_{i}: 1\n", "parameter-not-allowed"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FLOODS))
+@pytest.mark.parametrize("count", [201, 250])
+def test_a_flood_of_findings_is_cut_at_200_and_says_so(tmp_path: Path, kind: str,
+                                                       count: int) -> None:
+    head, line, code = FLOODS[kind]
+    path = tmp_path / "p.yaml"
+    path.write_text("extends: roaming\nname: t\n" + head
+                    + "".join(line.format(i=i) for i in range(count)))
+    with pytest.raises(ProfileError) as info:
+        load_profile(str(path))
+    found = info.value.diagnostics
+    assert [d.code for d in found] == [code] * 200 + ["too-many-errors"]
+
+
+def test_a_chain_of_exactly_the_size_limit_loads_and_one_byte_more_does_not(
+        tmp_path: Path) -> None:
+    """The loader's size limit holds for a profile and its extends: chain together,
+    at the byte."""
+    from relaykit.paths import profiles_dir
+    from relaykit.profile import yamlsrc
+
+    roaming = (profiles_dir() / "roaming.yaml").stat().st_size  # the chain's root
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: parent.yaml\nname: t\n")
+    parent = tmp_path / "parent.yaml"
+    head = "extends: roaming\n# "
+    parent.write_text(head + "x" * (yamlsrc.MAX_BYTES - roaming - child.stat().st_size
+                                    - len(head) - 1) + "\n")
+    assert roaming + parent.stat().st_size + child.stat().st_size == yamlsrc.MAX_BYTES
+    assert load_profile(str(child)).profile.name == "t"
+    parent.write_text(parent.read_text() + "\n")
+    with pytest.raises(ProfileError) as info:
+        load_profile(str(child))
+    [d] = info.value.diagnostics
+    # Found when the last file of the chain, the shipped root, is added.
+    assert (d.file.endswith("roaming.yaml"), d.line, d.code) == (True, 1, "yaml")
+    assert d.message == ("this profile and the profiles extending it are larger than "
+                         f"{yamlsrc.MAX_BYTES} bytes together")

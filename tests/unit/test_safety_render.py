@@ -335,3 +335,20 @@ listeners:
   - {name: submission, port: 587, tls: starttls-required, auth: true}
 """))
     assert conf["RELAYKIT_IMPLICIT_TLS_ENDPOINTS"] == "127.0.0.1:465 127.0.0.1:4465"
+
+
+@pytest.mark.parametrize("size", [1024, 51_200_000, 51_200_001, 1_073_741_824])
+def test_the_mailbox_size_limit_in_force_is_never_below_the_message_size(
+        tmp_path: Path, size: int) -> None:
+    """local(8) refuses a message above mailbox_size_limit, and Postfix's own default
+    (postconf -d, not relaykit's copy of it) is below the largest message sizes a
+    profile may accept: relaykit must write the parameter exactly then."""
+    r = rendered(tmp_path, ROAMING + f"postfix:\n  message_size_limit: {size}\n")
+    main = dict(line.split(" = ", 1) for line in r.tree.text("/etc/postfix/main.cf").splitlines()
+                if " = " in line and not line.startswith("#"))
+    default = int(subprocess.run(["postconf", "-dh", "mailbox_size_limit"], check=True,
+                                 capture_output=True, text=True).stdout)
+    in_force = int(main.get("mailbox_size_limit", default))
+    assert in_force == 0 or in_force >= size
+    # Written only when needed: otherwise an admin's value (Debian's 0) stays.
+    assert ("mailbox_size_limit" in main) is (size > default)

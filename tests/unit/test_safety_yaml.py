@@ -394,3 +394,21 @@ def test_a_location_table_without_the_root_falls_back_to_line_1() -> None:
     assert doc.loc(("a", "b")) == yamlsrc.Loc("p.yaml", 5)
     assert doc.loc(("c",)) == yamlsrc.Loc("p.yaml", 1)
     assert doc.loc(()) == yamlsrc.Loc("p.yaml", 1)
+
+
+# Characters an alias copies, wherever they sit in the anchored value: a string in a
+# list, a string as a mapping's value, the mapping's keys.  Eleven copies of 100,000
+# characters pass the 1,000,000 limit.
+ANCHORED = {
+    "list item": "[" + "x" * 100_000 + "]",
+    "mapping value": "{k: " + "x" * 100_000 + "}",
+    "mapping keys": "{" + ", ".join(f"{i:04d}{'k' * 996}: v" for i in range(100)) + "}",
+}
+
+
+@pytest.mark.parametrize("where", sorted(ANCHORED))
+def test_every_character_an_alias_copies_counts(where: str) -> None:
+    text = f"s: &s {ANCHORED[where]}\nb: [" + ", ".join(["*s"] * 11) + "]\n"
+    err = refused(text)
+    assert err.message == ("aliases expand to more than 1000000 characters (alias bomb?): "
+                           "write the values out")

@@ -381,7 +381,7 @@ def _endpoint(p: Profile, lis: Listener) -> str:
     host = lis.address
     if host is None:
         interfaces = [i for i in p.postfix.inet_interfaces
-                      if i not in ("all", "loopback-only", "localhost")]
+                      if i not in ("all", "loopback-only")]
         if interfaces and "all" not in p.postfix.inet_interfaces:
             host = interfaces[0]
         else:
