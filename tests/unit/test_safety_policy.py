@@ -783,3 +783,14 @@ def test_validation_judges_the_declared_deployment(tmp_path: Path) -> None:
     found = diagnostics(tmp_path, ROAMING + "postfix:\n  mynetworks: [10.0.0.0/8]\n"
                         "outputs: {helm: {service_type: LoadBalancer}}\n")
     assert ("cluster-relay", ".postfix.mynetworks[0]") in errors(found)
+
+
+def test_every_bad_mynetworks_entry_is_reported_not_only_the_first(tmp_path: Path) -> None:
+    """Validation collects every error: an unbounded IPv6 entry (Teredo) does not hide
+    the malformed and the open ones after it."""
+    found = diagnostics(tmp_path, ROAMING + "postfix:\n  mynetworks: ['[2001::]/32', "
+                        "'[64:ff9b:1::]/48', 10.0.0.1/8, 0.0.0.0/0]\n")
+    errors = {(d.path, d.code) for d in found if d.level is Level.ERROR}
+    assert {(".postfix.mynetworks[0]", "open-relay"), (".postfix.mynetworks[1]", "open-relay"),
+            (".postfix.mynetworks[2]", "bad-network")} <= errors
+    assert any(path == ".postfix.mynetworks[3]" for path, _ in errors), errors

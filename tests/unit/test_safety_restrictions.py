@@ -290,3 +290,11 @@ def test_bad_argument_says_what_to_write(item: str, bad: str) -> None:
 def test_no_restriction_is_listed_twice() -> None:
     names = [spec.name for spec in restrictions._TABLE]
     assert len(set(names)) == len(names) == len(restrictions.RESTRICTIONS)
+
+
+def test_a_restriction_error_reads_as_its_message() -> None:
+    """What --debug's traceback and any caller printing the exception show."""
+    with pytest.raises(RestrictionError) as info:
+        parse("permit_everybody")
+    assert str(info.value) == info.value.message == \
+        "'permit_everybody' is not a restriction relaykit knows"
