@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from relaykit.errors import Diagnostic
+    pass
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -169,16 +169,3 @@ def build_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     out = tmp_path / "build"
     monkeypatch.setenv("RELAYKIT_BUILD_DIR", str(out))
     return out
-
-
-def profile_diagnostics(tmp_path: Path, text: str) -> list[Diagnostic]:
-    """Every error and warning of a profile written as text (empty: valid and silent)."""
-    from relaykit.errors import ProfileError
-    from relaykit.profile.load import load_profile
-
-    path = tmp_path / "p.yaml"
-    path.write_text(text)
-    try:
-        return list(load_profile(str(path)).warnings)
-    except ProfileError as exc:
-        return list(exc.diagnostics)

@@ -18,12 +18,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from relaykit.errors import Diagnostic, ProfileError
+from relaykit.errors import Diagnostic
 from relaykit.profile import parameters
 from relaykit.profile.load import load_profile, shipped_profiles
 from relaykit.profile.restrictions import RESTRICTIONS, ArgKind
 from relaykit.render.postfix import Rendered, render
 from relaykit.render.tree import Tree
+from tests.diagnostics import profile_diagnostics
 
 GOLDEN_DIR = Path(__file__).resolve().parent
 POLICY = "policy"  # tests/golden/policy/: not a profile
@@ -73,12 +74,7 @@ def postconf_edits(rendered: Rendered) -> dict[str, bytes]:
 
 def _findings(text: str) -> list[Diagnostic]:
     with tempfile.TemporaryDirectory(prefix="rk-golden-") as tmp:
-        path = Path(tmp) / "p.yaml"
-        path.write_text(text, encoding="utf-8")
-        try:
-            return list(load_profile(str(path)).warnings)
-        except ProfileError as exc:
-            return list(exc.diagnostics)
+        return profile_diagnostics(Path(tmp), text)
 
 
 def _answer(key: str, text: str) -> str:

@@ -157,7 +157,8 @@ def _tree_digest(paths: Iterable[Path]) -> str:
 def baseline(targets: Sequence[str], cache: Path) -> dict[str, Any]:
     """Per unit test: duration and the target lines it runs (cached by content)."""
     key = _tree_digest([SRC, REPO / "tests" / "unit", REPO / "tests" / "golden",
-                        REPO / "tests" / "conftest.py", REPO / "tests" / "mutation" /
+                        REPO / "tests" / "conftest.py", REPO / "tests" / "diagnostics.py",
+                        REPO / "tests" / "mutation" /
                         "coverage_plugin.py", REPO / "schema", REPO / "profiles",
                         REPO / "pyproject.toml"])
     key += hashlib.sha256("\0".join([*sorted(targets), "", *NOT_RUN]).encode()).hexdigest()[:8]

@@ -24,7 +24,7 @@ from relaykit.errors import Diagnostic, Level, ProfileError
 from relaykit.profile.load import load_profile
 from relaykit.stack.deployment import declared_deployment_findings
 
-from ..conftest import profile_diagnostics as diagnostics
+from ..diagnostics import profile_diagnostics as diagnostics
 
 HELM = "{helm: {service_type: LoadBalancer}}"  # published; pods 10.244.0.0/16 by default
 STACK = "{stack: {publish: host}}"  # published; bridge pool 172.16.0.0/12 by default

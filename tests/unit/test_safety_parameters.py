@@ -21,7 +21,7 @@ from relaykit.profile import parameters
 from relaykit.profile.load import load_profile
 from relaykit.render.postfix import render
 
-from ..conftest import profile_diagnostics as diagnostics
+from ..diagnostics import profile_diagnostics as diagnostics
 
 ROAMING = "extends: roaming\nname: t\n"
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")

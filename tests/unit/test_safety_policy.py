@@ -15,7 +15,7 @@ import pytest
 from relaykit.errors import Diagnostic, Level
 from relaykit.profile.load import load_profile
 
-from ..conftest import profile_diagnostics as diagnostics
+from ..diagnostics import profile_diagnostics as diagnostics
 
 ROAMING = "extends: roaming\nname: t\n"
 SATELLITE = "extends: satellite\nname: t\n"

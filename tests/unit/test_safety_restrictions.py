@@ -18,7 +18,7 @@ from relaykit.profile.load import load_profile
 from relaykit.profile.restrictions import RestrictionError, Verdict, parse, parse_answer
 from relaykit.render.postfix import render
 
-from ..conftest import profile_diagnostics as diagnostics
+from ..diagnostics import profile_diagnostics as diagnostics
 
 ROAMING = "extends: roaming\nname: t\n"
 
