@@ -36,6 +36,7 @@ from pathlib import Path
 import pytest
 
 from relaykit.verify.harness.netns import name_prefix
+from relaykit.verify.harness.testbed import stop_process
 from relaykit.verify.model import CheckResult, Expectations, Listener, pem_sha256
 from relaykit.verify.suite import format_table, run_suite_via
 
@@ -263,13 +264,7 @@ def start_postfix(stack: contextlib.ExitStack, base: Path, srv: str, crt: Path, 
 
 
 def stop(proc: subprocess.Popen[bytes]) -> int | None:
-    proc.terminate()
-    try:
-        return proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        return None
+    return stop_process(proc, grace=15)
 
 
 def _stop_if_running(proc: subprocess.Popen[bytes]) -> None:

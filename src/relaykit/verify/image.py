@@ -468,11 +468,7 @@ def nxdomain_resolver(r: Running) -> Iterator[None]:
     try:
         yield
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        testbed.stop_process(proc)
 
 
 def check_impostor_smarthost(r: Running, p: Profile, work: Path, pw_file: Path, user: str,

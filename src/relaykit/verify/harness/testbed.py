@@ -63,12 +63,19 @@ def sink(runner: Sequence[str], maildir: Path, listen: str, *,
         _wait_listening(runner, listen, proc)
         yield maildir
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         log.close()
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace: float = 10.0) -> int | None:
+    """SIGTERM, then SIGKILL after `grace` seconds: the exit status, None when killed."""
+    proc.terminate()
+    try:
+        return proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
 
 
 CONNECT = ("import socket,sys; s=socket.socket(); s.settimeout(float(sys.argv[3]));"
