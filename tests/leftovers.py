@@ -159,15 +159,22 @@ def _docker(*args: str) -> subprocess.CompletedProcess[str] | None:
         return None
 
 
+def _listing(errors: list[str], what: str, command: str, *args: str) -> list[str] | None:
+    """The words `docker COMMAND ARGS` prints; None (and `what` noted as not checked)
+    when it fails, silently when no engine answers."""
+    out = _docker(*command.split(), *args)
+    if out is None or out.returncode != 0:
+        if out is not None:
+            errors.append(f"{what}: docker {command} failed")
+        return None
+    return out.stdout.split()
+
+
 def _containers(marks: Marks, errors: list[str]) -> Iterator[str]:
-    ids = _docker("ps", "-aq", "--no-trunc")
-    if ids is None or ids.returncode != 0:
-        if ids is not None:
-            errors.append("containers: docker ps failed")
+    ids = _listing(errors, "containers", "ps", "-aq", "--no-trunc")
+    if not ids:
         return
-    if not ids.stdout.split():
-        return
-    inspect = _docker("inspect", *ids.stdout.split())
+    inspect = _docker("inspect", *ids)
     if inspect is None:
         return
     # One removed meanwhile makes the exit status 1; the others are still printed.
@@ -179,12 +186,8 @@ def _containers(marks: Marks, errors: list[str]) -> Iterator[str]:
 
 
 def _volumes(marks: Marks, errors: list[str]) -> Iterator[str]:
-    out = _docker("volume", "ls", "-q")
-    if out is None or out.returncode != 0:
-        if out is not None:
-            errors.append("volumes: docker volume ls failed")
-        return
-    yield from (v for v in out.stdout.split() if v.startswith(marks.prefix))
+    yield from (v for v in _listing(errors, "volumes", "volume ls", "-q") or ()
+                if v.startswith(marks.prefix))
 
 
 # --- temp dirs -------------------------------------------------------------------------
